@@ -1,0 +1,35 @@
+"""A process-local cache: the fallback when no other cache can be used, and for tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+from keyfob.cache import Entry, Key
+
+
+class MemoryCache:
+    def __init__(self) -> None:
+        self._entries: dict[Key, Entry] = {}
+        self._locks: dict[Key, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: Key) -> Entry | None:
+        return self._entries.get(key)
+
+    def put(self, key: Key, entry: Entry) -> None:
+        self._entries[key] = entry
+
+    def delete(self, key: Key) -> None:
+        self._entries.pop(key, None)
+
+    def lock(self, key: Key) -> AbstractContextManager[object]:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def entries(self) -> Iterator[tuple[Key, Entry]]:
+        yield from list(self._entries.items())
+
+    def describe(self) -> str:
+        return "memory (this process only)"

@@ -1,0 +1,270 @@
+"""The default token cache: one SQLite file, 0600 in a 0700 folder.
+
+``read_entry`` is what the command line's cached-token path calls; it imports
+only ``sqlite3`` and never writes. ``SQLiteCache`` is the full cache: atomic
+writes (one transaction each), a corrupt or foreign file set aside and
+rebuilt, and a per-key file lock (``filelock``) for the broker's single flight.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+from keyfob.cache import Entry
+from keyfob.token import Token
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+
+    from keyfob.cache import Key
+
+APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 10.0
+
+_COLUMNS = (
+    "provider, account, fingerprint, label, identity_env, identity_source, leeway, config_sig, "
+    "saved, access_token, token_type, expires, issued, refresh_token, refresh_expires, scope, "
+    "refresh_ratio"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    provider TEXT NOT NULL,
+    account TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    label TEXT NOT NULL,
+    identity_env TEXT NOT NULL,
+    identity_source TEXT NOT NULL,
+    leeway REAL NOT NULL,
+    config_sig TEXT NOT NULL,
+    saved REAL NOT NULL,
+    access_token TEXT NOT NULL,
+    token_type TEXT NOT NULL,
+    expires REAL,
+    issued REAL,
+    refresh_token TEXT,
+    refresh_expires REAL,
+    scope TEXT,
+    refresh_ratio REAL NOT NULL,
+    PRIMARY KEY (provider, account)
+)
+"""
+
+
+def _entry(row: tuple[object, ...]) -> Entry:
+    (
+        fingerprint,
+        label,
+        identity_env,
+        identity_source,
+        leeway,
+        config_sig,
+        saved,
+        access_token,
+        token_type,
+        expires,
+        issued,
+        refresh_token,
+        refresh_expires,
+        scope,
+        refresh_ratio,
+    ) = row[2:]
+    token = Token(
+        str(access_token),
+        str(token_type),
+        expires=expires,  # type: ignore[arg-type]
+        issued=issued,  # type: ignore[arg-type]
+        refresh_token=refresh_token,  # type: ignore[arg-type]
+        refresh_expires=refresh_expires,  # type: ignore[arg-type]
+        scope=scope,  # type: ignore[arg-type]
+        refresh_ratio=float(refresh_ratio),  # type: ignore[arg-type]
+    )
+    return Entry(
+        token,
+        fingerprint=str(fingerprint),
+        label=str(label),
+        identity_env=str(identity_env),
+        identity_source=str(identity_source),
+        leeway=float(leeway),  # type: ignore[arg-type]
+        config_sig=str(config_sig),
+        saved=float(saved),  # type: ignore[arg-type]
+    )
+
+
+def read_entry(path: str, key: Key) -> Entry | None:
+    """Read one entry, or ``None`` on any trouble (the slow path then decides)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM tokens WHERE provider = ? AND account = ?", key
+        ).fetchone()
+        return _entry(row) if row else None
+    except (sqlite3.Error, TypeError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+class SQLiteCache:
+    """Tokens in ``<folder>/tokens.sqlite3``; locks in ``<folder>/locks/``."""
+
+    def __init__(self, folder: str, *, on_warning: object = None) -> None:
+        from keyfob.cache.base import CacheUnavailable
+
+        self.folder = folder
+        self.path = os.path.join(folder, "tokens.sqlite3")
+        self._warn = on_warning if callable(on_warning) else (lambda message: None)
+        try:
+            _private_dir(folder)
+            _private_dir(os.path.join(folder, "locks"))
+            self._open_checked()
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CacheUnavailable(f"cannot use the token cache in {folder}: {reason}") from exc
+
+    # -- file handling -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # Create the file 0600 before SQLite sees it; SQLite gives its journal
+        # the database's permissions.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        return conn
+
+    def _open_checked(self) -> None:
+        try:
+            conn = self._connect()
+            try:
+                self._ensure_schema(conn)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            self._set_aside(f"it is not a keyfob cache ({exc})")
+            conn = self._connect()
+            try:
+                self._ensure_schema(conn)
+            finally:
+                conn.close()
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            return
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id == 0 and tables == 0:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            return
+        raise sqlite3.DatabaseError(
+            "foreign database" if app_id != APPLICATION_ID else f"schema version {version}"
+        )
+
+    def _set_aside(self, why: str) -> None:
+        aside = f"{self.path}.broken-{int(time.time())}"
+        os.replace(self.path, aside)
+        for suffix in ("-journal", "-wal", "-shm"):
+            try:  # noqa: SIM105 - contextlib would cost the cached-token path 1 ms
+                os.remove(self.path + suffix)
+            except FileNotFoundError:
+                pass
+        self._warn(f"the token cache {self.path} was set aside as {aside}: {why}; starting afresh")
+
+    def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            conn = self._connect()
+        except (OSError, sqlite3.Error):
+            return []
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            conn.close()
+            self._set_aside(f"it became unreadable ({exc})")
+            self._open_checked()
+            return []
+        finally:
+            conn.close()
+
+    # -- the protocol --------------------------------------------------------
+
+    def get(self, key: Key) -> Entry | None:
+        rows = self._run(f"SELECT {_COLUMNS} FROM tokens WHERE provider = ? AND account = ?", key)
+        try:
+            return _entry(rows[0]) if rows else None
+        except (TypeError, ValueError):
+            return None
+
+    def put(self, key: Key, entry: Entry) -> None:
+        t = entry.token
+        self._run(
+            f"INSERT OR REPLACE INTO tokens ({_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key[0],
+                key[1],
+                entry.fingerprint,
+                entry.label,
+                entry.identity_env,
+                entry.identity_source,
+                entry.leeway,
+                entry.config_sig,
+                entry.saved or time.time(),
+                t.access_token,
+                t.token_type,
+                t.expires,
+                t.issued,
+                t.refresh_token,
+                t.refresh_expires,
+                t.scope,
+                t.refresh_ratio,
+            ),
+        )
+
+    def delete(self, key: Key) -> None:
+        self._run("DELETE FROM tokens WHERE provider = ? AND account = ?", key)
+
+    def entries(self) -> Iterator[tuple[Key, Entry]]:
+        for row in self._run(f"SELECT {_COLUMNS} FROM tokens ORDER BY provider, account"):
+            try:
+                yield (str(row[0]), str(row[1])), _entry(row)
+            except (TypeError, ValueError):
+                continue
+
+    def lock(self, key: Key) -> AbstractContextManager[object]:
+        import hashlib
+
+        from filelock import FileLock
+
+        name = hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
+        path = os.path.join(self.folder, "locks", f"{name}.lock")
+        lock: AbstractContextManager[object] = FileLock(path, mode=0o600)
+        return lock
+
+    def describe(self) -> str:
+        return self.path
+
+
+def _private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o700)

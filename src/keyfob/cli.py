@@ -1,0 +1,281 @@
+"""The command line: parses, calls the library, prints. Answers on stdout, talk on stderr.
+
+Exit status: 0 success; 2 usage or configuration; 3 credentials missing,
+rejected or locked away; 4 the provider or the network failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+
+from keyfob import broker as _broker
+from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
+from keyfob.providers import PUBLIC_NAMES
+
+log = logging.getLogger("keyfob")
+FLOWS = ("password", "client", "paste")
+
+
+def _broker_() -> _broker.Broker:
+    return _broker.default()
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="keyfob")
+def cli(debug: bool) -> None:
+    """Get, keep, refresh and apply API access tokens."""
+
+
+@cli.command()
+def providers() -> None:
+    """Known providers, their grant, and the secrets each needs."""
+    b = _broker_()
+    for name in sorted(b.providers):
+        p = b.providers[name]
+        needs = ", ".join(f"{n} ({p.env_var(n)})" for n in p.required)
+        origin = "built-in" if p.builtin else "config.toml"
+        click.echo(f"{name:<14} {p.grant:<18} {origin:<11} {p.description or ''}")
+        click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None, help="A named account (default: the identity's own).")
+@click.option("--flow", type=click.Choice(FLOWS), default=None, help="How to log in.")
+def login(provider: str, account: str | None, flow: str | None) -> None:
+    """Ask for what is missing, store it, get a first token."""
+    b = _broker_()
+    p = b.provider(provider)
+    names = _broker.flow_secrets(p, flow)
+    given: dict[str, str] = {}
+    found = b.credentials(p, account or "", {}, names)
+    missing = [n for n in names if n not in found]
+    optional = {"client_secret"} if p.kind == "oauth2" and flow != "client" else set()
+    if missing and sys.stdin.isatty():
+        for name in missing:
+            value = click.prompt(
+                f"{p.name} {name}",
+                hide_input=name not in PUBLIC_NAMES,
+                default="" if name in optional else None,
+                show_default=False,
+                err=True,
+            )
+            if value:
+                given[name] = value
+    elif missing and not set(missing) <= optional:
+        vars_ = ", ".join(p.env_var(n) for n in missing if n not in optional)
+        raise CredentialsMissing(
+            f"{p.name} needs {', '.join(n for n in missing if n not in optional)} and "
+            "there is no terminal to ask on",
+            hint=f"set {vars_}, or run `keyfob login {p.name}` in a terminal",
+        )
+    token = b.login(provider, account=account, flow=flow, **given)
+    _say(f"logged in to {p.name}; {_expiry(token.expires)}; secrets kept in {b.store.describe()}")
+
+
+def _expiry(expires: float | None) -> str:
+    if expires is None:
+        return "the token does not expire"
+    return f"the token expires in {_duration(expires - time.time())}"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 0:
+        return "expired"
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    return f"{m}m {s}s" if m else f"{s}s"
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None)
+@click.option("--refresh", is_flag=True, help="Skip every cache and get a new token.")
+@click.option("--json", "as_json", is_flag=True, help="Token, type and expiry as JSON.")
+def token(provider: str, account: str | None, refresh: bool, as_json: bool) -> None:
+    """Print a valid access token."""
+    t = _broker_().get_token(provider, account=account, refresh=refresh)
+    if as_json:
+        expires_at = t.expires_at
+        click.echo(
+            json.dumps(
+                {
+                    "access_token": t.access_token,
+                    "token_type": t.token_type,
+                    "expires_at": expires_at.isoformat().replace("+00:00", "Z")
+                    if expires_at
+                    else None,
+                    "expires_at_epoch": int(t.expires) if t.expires is not None else None,
+                    "scope": t.scope,
+                }
+            )
+        )
+    else:
+        click.echo(t.access_token)
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None)
+def header(provider: str, account: str | None) -> None:
+    """Print `Authorization: Bearer …`."""
+    click.echo("Authorization: " + _broker_().get_token(provider, account=account).authorization)
+
+
+@cli.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("provider")
+@click.option("--account", default=None)
+@click.option("--env", "var", default=None, help="Variable for the token (<PROVIDER>_TOKEN).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(provider: str, account: str | None, var: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND with the token in an environment variable, writing it nowhere."""
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise click.UsageError("give the command to run after --")
+    t = _broker_().get_token(provider, account=account)
+    name = var or "".join(c if c.isalnum() else "_" for c in provider.upper()) + "_TOKEN"
+    env = dict(os.environ)
+    env[name] = t.access_token
+    try:
+        done = subprocess.run(list(command), env=env, check=False)
+    except FileNotFoundError:
+        raise ConfigError(f"command not found: {command[0]}", hint="check the command") from None
+    except PermissionError:
+        raise ConfigError(f"cannot run {command[0]}: permission denied") from None
+    sys.exit(done.returncode)
+
+
+@cli.command()
+@click.argument("provider", required=False)
+def status(provider: str | None) -> None:
+    """A table: provider, account, token kind, expires in, where secrets are kept."""
+    b = _broker_()
+    rows = b.status(provider)
+    header_ = ("PROVIDER", "ACCOUNT", "TOKEN", "EXPIRES IN", "SECRETS")
+    table = [header_]
+    for r in rows:
+        if not r.has_token:
+            expires = "-"
+        elif r.expires_in is None:
+            expires = "never"
+        else:
+            expires = _duration(r.expires_in) + ("" if r.state == "fresh" else f" ({r.state})")
+        by_source: dict[str, list[str]] = {}
+        for name, source in r.secrets.items():
+            by_source.setdefault(source, []).append(name)
+        secrets = "; ".join(f"{', '.join(n)}: {s}" for s, n in by_source.items()) or "-"
+        table.append((r.provider, r.account or "-", r.kind, expires, secrets))
+    if len(table) == 1:
+        _say("no tokens and no stored secrets" + (f" for {provider}" if provider else ""))
+        return
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False))
+            + "  "
+            + row[4]
+        )
+    click.echo(f"\ntokens: {b.cache.describe()}; secrets: {b.store.describe()}")
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None)
+def refresh(provider: str, account: str | None) -> None:
+    """Get a new token now."""
+    t = _broker_().get_token(provider, account=account, refresh=True)
+    _say(f"{provider}: new token; {_expiry(t.expires)}")
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None)
+@click.option("--revoke", is_flag=True, help="Also revoke the token at the server.")
+def logout(provider: str, account: str | None, revoke: bool) -> None:
+    """Forget cached tokens and stored secrets (and revoke)."""
+    revoked = _broker_().logout(provider, account=account, revoke=revoke)
+    _say(f"{provider}: logged out" + ("; the token was revoked at the server" if revoked else ""))
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the throw-away folder and print its path.")
+def demo(keep: bool) -> None:
+    """The life of a token against a local provider keyfob starts itself, offline."""
+    from keyfob.demo import run
+
+    run(keep=keep)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"keyfob: {level}{record.getMessage()}"
+
+
+def _setup_logging(debug: bool) -> None:
+    level_name = "debug" if debug else os.environ.get("KEYFOB_LOG", "warning").lower()
+    level = {"debug": logging.DEBUG, "info": logging.INFO}.get(level_name, logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("keyfob")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    cut = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:cut]
+    if debug:
+        args = [a for a in args[:cut] if a != "--debug"] + args[cut:]
+    _setup_logging(debug)
+    try:
+        cli.main(args=args, prog_name="keyfob", standalone_mode=False)
+    except KeyfobError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _say(f"keyfob: error: {exc.one_line()}")
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.Abort:
+        _say("keyfob: aborted")
+        return 130
+    except KeyboardInterrupt:
+        _say("keyfob: interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        _say(f"keyfob: error: unexpected {type(exc).__name__} (run with --debug for details)")
+        return 1
+    return 0

@@ -1,0 +1,76 @@
+"""Every failure keyfob raises on purpose.
+
+    KeyfobError                 message + a one-line ``hint`` (what to do next)
+    ├── ConfigError             exit 2: bad arguments, config.toml, unknown provider, refused http://
+    ├── CredentialsMissing      exit 3: a secret was not found anywhere keyfob looked
+    ├── InvalidCredentials      exit 3: the provider refused the secrets or the token
+    ├── StorageError            exit 3: the keyring refused (locked, dismissed, no answer)
+    ├── ProviderError           exit 4: an unexpected or malformed answer, an OAuth error
+    └── TransportError          exit 4: network failure, timeout, retries spent
+
+No message ever holds a secret: errors are built from names, URLs without
+query strings, status codes and the server's ``error``/``error_description``.
+"""
+
+from __future__ import annotations
+
+
+class KeyfobError(Exception):
+    """Base class; ``str(err)`` is one line, ``err.hint`` the next step."""
+
+    exit_code = 1
+    default_hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        #: the server's ``error`` code and ``error_description`` (RFC 6749 §5.2), if any
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+    def one_line(self) -> str:
+        """The message and its hint, for a terminal."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(KeyfobError):
+    exit_code = 2
+    default_hint = "check the command line and config.toml (`keyfob providers` lists what is known)"
+
+
+class CredentialsMissing(KeyfobError):
+    exit_code = 3
+
+
+class InvalidCredentials(KeyfobError):
+    exit_code = 3
+
+
+class StorageError(KeyfobError):
+    exit_code = 3
+    default_hint = "unlock your keyring, or set KEYFOB_KEYRING=file to keep secrets in a 0600 file"
+
+
+class ProviderError(KeyfobError):
+    """The provider answered, but not with what keyfob could use."""
+
+    exit_code = 4
+    default_hint = "the provider answered unexpectedly; try again later or run with --debug"
+
+
+class TransportError(KeyfobError):
+    exit_code = 4
+    default_hint = "check the network and the provider's URL, then try again"

@@ -1,0 +1,86 @@
+"""iNaturalist: the password grant, then the OAuth token traded for a JWT.
+
+The OAuth token (from ``/oauth/token``, which does not say when it expires)
+is what ``GET /users/api_token`` trades for a JWT (``{"api_token": ...}``);
+the v1 API shows private fields only to the JWT. The JWT lives 24 hours (its
+``exp`` says so). keyfob keeps the OAuth token as the JWT's refresh token:
+a new JWT then costs one GET, not the password again.
+"""
+
+from __future__ import annotations
+
+from keyfob import grants
+from keyfob.errors import ConfigError, ProviderError
+from keyfob.providers import Kind, Provider, oauth2
+from keyfob.secretstore import Credentials
+from keyfob.token import Token
+from keyfob.transport import Flow, HttpRequest
+
+JWT_LIFETIME = 24 * 3600.0
+
+
+def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
+    if creds.get("token") and not creds.get("password"):
+        return oauth2.pasted(creds.values["token"], now)
+    if not p.token_url:
+        raise ConfigError("provider inaturalist has no token_url")
+    # iNaturalist takes the app id and secret in the body (it also takes JSON).
+    oauth = yield from grants.password(
+        p.token_url,
+        username=creds.values["username"],
+        password=creds.values["password"],
+        client_id=creds.values["app_id"],
+        client_secret=creds.values["app_secret"],
+        client_auth="client_secret_post",
+        now=now,
+    )
+    return (yield from trade(p, oauth.access_token, now))
+
+
+def trade(p: Provider, oauth_token: str, now: float) -> Flow[Token]:
+    """``GET /users/api_token`` with the OAuth token: the JWT, kept with the OAuth token."""
+    if not p.jwt_url:
+        raise ConfigError("provider inaturalist has no jwt_url")
+    response = yield HttpRequest(
+        "GET",
+        p.jwt_url,
+        "iNaturalist's api_token endpoint",
+        headers={"Authorization": f"Bearer {oauth_token}"},
+        secrets=(oauth_token,),
+    )
+    assert response is not None
+    token = grants.parse_token_response(
+        response,
+        requested_at=now,
+        secrets=(oauth_token,),
+        default_lifetime=JWT_LIFETIME,
+        field="api_token",
+    )
+    if token.expires is None:
+        raise ProviderError("iNaturalist's api_token endpoint gave a token without expiry")
+    return token.replace(refresh_token=oauth_token, token_type="Bearer")
+
+
+def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
+    if not token.refresh_token:
+        return None  # a pasted JWT: only a new paste or the password gets another
+    return trade(p, token.refresh_token, now)
+
+
+def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
+    if not p.revoke_url or not token.refresh_token:
+        return None
+    return grants.revoke(
+        p.revoke_url,
+        token.refresh_token,
+        client_id=creds.get("app_id"),
+        client_secret=creds.get("app_secret"),
+        client_auth="client_secret_post",
+    )
+
+
+def label(p: Provider, creds: Credentials) -> str:
+    return creds.get("username") or ""
+
+
+KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label)

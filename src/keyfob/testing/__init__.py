@@ -1,0 +1,43 @@
+"""Test helpers: a local emulator of every provider keyfob supports (standard library only).
+
+Usage::
+
+    from keyfob.testing import LocalProvider
+
+    with LocalProvider() as provider:
+        ...  # provider.url, provider.config_toml(), provider.environ()
+"""
+
+from __future__ import annotations
+
+from keyfob.testing.server import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_INAT_APP_ID,
+    DEMO_INAT_APP_SECRET,
+    DEMO_INAT_PASSWORD,
+    DEMO_INAT_USERNAME,
+    DEMO_PASSWORD,
+    DEMO_TREESNAP_USER,
+    DEMO_TWITTER_API_KEY,
+    DEMO_TWITTER_API_SECRET,
+    DEMO_USERNAME,
+    GARBAGE_KINDS,
+    LocalProvider,
+)
+
+__all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_INAT_APP_ID",
+    "DEMO_INAT_APP_SECRET",
+    "DEMO_INAT_PASSWORD",
+    "DEMO_INAT_USERNAME",
+    "DEMO_PASSWORD",
+    "DEMO_TREESNAP_USER",
+    "DEMO_TWITTER_API_KEY",
+    "DEMO_TWITTER_API_SECRET",
+    "DEMO_USERNAME",
+    "GARBAGE_KINDS",
+    "LocalProvider",
+]

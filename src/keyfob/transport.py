@@ -1,0 +1,219 @@
+"""The only code that talks HTTP.
+
+A grant is a generator that yields :class:`HttpRequest` (or :class:`Sleep`)
+and receives :class:`HttpResponse` (httpx's ``Auth.auth_flow`` protocol, see
+STYLE.md); :class:`Transport` drives it. Here live the timeouts, the TLS and
+``http://`` policy, and the bounded retries of 429 and 5xx with backoff that
+honours ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import random
+import time
+import urllib.parse
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from keyfob.config import HttpSettings, check_url, safe_url
+from keyfob.errors import ProviderError, TransportError
+
+log = logging.getLogger("keyfob")
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "keyfob/0.1"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    what: str = "the token endpoint"
+    form: Mapping[str, str] | None = field(default=None, repr=False)
+    json: Mapping[str, Any] | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    basic: tuple[str, str] | None = field(default=None, repr=False)
+    #: secret values to scrub from anything the server sends back into a message
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str] = field(repr=False)
+    content: bytes = field(repr=False)
+    url: str = ""
+    what: str = "the token endpoint"
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def json(self) -> Any:
+        """The body as JSON, or a ProviderError naming what came instead."""
+        try:
+            return json.loads(self.content)
+        except (ValueError, RecursionError):
+            kind = self.content_type or "no content type"
+            if self.content.lstrip()[:1] == b"<":
+                kind = "HTML" if "html" in kind or b"<html" in self.content[:200].lower() else kind
+            raise ProviderError(
+                f"{self.what} ({safe_url(self.url)}) answered HTTP {self.status} with {kind}, "
+                "not JSON",
+                hint="check the provider's URL in config.toml; a proxy or login page may be "
+                "in the way",
+                status=self.status,
+            ) from None
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Flow = Generator[HttpRequest | Sleep, HttpResponse | None, T]
+
+
+def basic_auth(user: str, password: str) -> str:
+    """RFC 6749 §2.3.1: form-encode id and secret, then Basic (RFC 7617)."""
+    pair = f"{urllib.parse.quote_plus(user)}:{urllib.parse.quote_plus(password)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class Transport:
+    """Sends requests with httpx; ``run`` drives a grant's flow to its result."""
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or HttpSettings()
+        self._sleep = sleep
+        self._clock = clock
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx  # 125 ms: only once a request is really needed
+
+            s = self.settings
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def run(self, flow: Flow[T]) -> T:
+        reply: HttpResponse | None = None
+        try:
+            item = next(flow)
+            while True:
+                if isinstance(item, Sleep):
+                    self._sleep(item.seconds)
+                    reply = None
+                else:
+                    reply = self.send(item)
+                item = flow.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        check_url(request.url, request.what)
+        import httpx
+
+        headers = {"Accept": "application/json", **request.headers}
+        if request.basic:
+            headers["Authorization"] = basic_auth(*request.basic)
+        where = f"{request.what} ({safe_url(request.url)})"
+        attempts = self.settings.retries + 1
+        for attempt in range(attempts):
+            log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
+            try:
+                raw = self._http().request(
+                    request.method,
+                    request.url,
+                    data=request.form,
+                    json=request.json,
+                    headers=headers,
+                )
+                content = raw.content
+            except httpx.TimeoutException:
+                raise TransportError(
+                    f"{where} did not answer in time",
+                    hint="the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
+                    "if it is just slow",
+                ) from None
+            except httpx.HTTPError as exc:
+                raise TransportError(f"cannot reach {where}: {_reason(exc)}") from None
+            response = HttpResponse(
+                raw.status_code,
+                {k.lower(): v for k, v in raw.headers.items()},
+                content,
+                request.url,
+                request.what,
+            )
+            log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
+            if response.status not in RETRY_STATUSES:
+                return response
+            wait = retry_after(response.headers.get("retry-after"), self._clock())
+            if wait is not None and wait > self.settings.max_wait:
+                raise TransportError(
+                    f"{where} answered HTTP {response.status} and asked to wait {wait:.0f} s, "
+                    f"longer than max_wait ({self.settings.max_wait:g} s)",
+                    hint="try again later, or raise [http] max_wait in config.toml",
+                    status=response.status,
+                )
+            if attempt == attempts - 1:
+                break
+            if wait is None:
+                wait = min(self.settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+            log.info("%s answered HTTP %d; retrying in %.1f s", where, response.status, wait)
+            self._sleep(wait)
+        raise TransportError(
+            f"{where} answered HTTP {response.status} {attempts} times",
+            hint="the provider is overloaded or down; try again later",
+            status=response.status,
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """The class of network failure, without URLs (they may carry a query)."""
+    text = str(exc).split(" for url ")[0].strip()
+    names = {
+        "ConnectError": "connection failed",
+        "RemoteProtocolError": "the server broke the protocol",
+        "ReadError": "the connection broke",
+    }
+    return names.get(type(exc).__name__, type(exc).__name__) + (f" ({text})" if text else "")
