@@ -149,8 +149,7 @@ def cli(no_secret_leaks: Leaks) -> CliRun:
             stdin=None if input is not None else subprocess.DEVNULL,
         )
         command = next((a for a in args if not a.startswith("-")), "")
-        no_secret_leaks.add(f"stdout of keyfob {command}", done.stdout,
-                            answer=command in ANSWERING)
+        no_secret_leaks.add(f"stdout of keyfob {command}", done.stdout, answer=command in ANSWERING)
         no_secret_leaks.add(f"stderr of keyfob {command}", done.stderr)
         return done
 
