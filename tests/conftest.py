@@ -30,6 +30,7 @@ from keyfob.testing import (
     DEMO_TWITTER_API_SECRET,
     LocalProvider,
 )
+from keyfob.testing.fixtures import keyfob_home, keyfob_local  # noqa: F401 - as users do
 
 PLANTED = (
     DEMO_INAT_PASSWORD,
