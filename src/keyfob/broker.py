@@ -299,6 +299,7 @@ class Broker:
     ) -> Token:
         kind = kind_of(p)
         p = self._resolve_endpoints(p)
+        refused: InvalidCredentials | None = None
         if old is not None:
             flow = kind.renew(p, old, creds, now)
             if flow is not None:
@@ -306,6 +307,7 @@ class Broker:
                     token: Token = self.transport.run(flow)
                 except InvalidCredentials as exc:
                     log.info("%s: renewing refused (%s); getting a new token", p.name, exc.error)
+                    refused = exc
                 except (TransportError, ProviderError) as exc:
                     if not refresh and old.state(self.clock(), p.leeway) is TokenState.STALE:
                         self.warn_once(
@@ -320,6 +322,8 @@ class Broker:
         self._require(p, key[1], creds)
         try:
             token = self.transport.run(kind.acquire(p, creds, now))
+            if refused is not None and old is not None and token.access_token == old.access_token:
+                raise refused  # the refused token is the only one there is (a revoked personal one)
             if token.state(self.clock(), p.leeway) is not TokenState.FRESH:
                 flow = kind.renew(p, token, creds, now)
                 if flow is not None:  # a personal token in its last tenth: refresh it now
@@ -337,8 +341,9 @@ class Broker:
 
     def _supersede(self, p: Provider, key: Key, creds: Credentials, token: Token) -> None:
         """A refreshed personal token replaces the stored one (TreeSnap)."""
-        if p.kind == "treesnap" and creds.sources.get("token") == self.store.kind:
-            self.store.set(p.service(key[1]), "token", token.access_token)
+        name = kind_of(p).supersedes
+        if name and creds.sources.get(name) == self.store.kind:
+            self.store.set(p.service(key[1]), name, token.access_token)
 
     def _hinted(self, p: Provider, exc: KeyfobError) -> KeyfobError:
         if isinstance(exc, InvalidCredentials) and not exc.hint:

@@ -232,6 +232,8 @@ class Kind:
     revoke: Callable[..., Any]
     resolve: Callable[..., Any] | None = None
     label: Callable[..., str] | None = None
+    #: the stored secret a renewed token replaces (TreeSnap's personal token)
+    supersedes: str | None = None
 
 
 def kind_of(provider: Provider) -> Kind:

@@ -58,9 +58,13 @@ def expires_at(value: object) -> float | None:
     zone = value.get("timezone")
     tz: timezone | object = UTC
     if isinstance(zone, str) and zone.upper() not in ("UTC", "Z", "+00:00"):
-        if zone[:1] in "+-" and len(zone) == 6 and zone[1:3].isdigit() and zone[4:6].isdigit():
+        hh, mm = zone[1:3], zone[4:6]
+        if zone[:1] in "+-" and len(zone) == 6 and f"{hh}{mm}".isascii() and f"{hh}{mm}".isdigit():
             sign = 1 if zone[0] == "+" else -1
-            tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+            try:
+                tz = timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
+            except ValueError:  # 24 hours or more: no such zone
+                return None
         else:
             try:
                 from zoneinfo import ZoneInfo
@@ -148,4 +152,4 @@ def label(p: Provider, creds: Credentials) -> str:
     return f"user {sub}" if isinstance(sub, str | int) else ""
 
 
-KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label)
+KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label, supersedes="token")
