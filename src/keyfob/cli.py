@@ -141,10 +141,8 @@ def header(provider: str, account: str | None) -> None:
     click.echo("Authorization: " + _broker_().get_token(provider, account=account).authorization)
 
 
-@cli.command(
-    "exec",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-)
+# Options may follow PROVIDER (`exec PROVIDER --env VAR -- CMD…`); `--` ends them.
+@cli.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("provider")
 @click.option("--account", default=None)
 @click.option("--env", "var", default=None, help="Variable for the token (<PROVIDER>_TOKEN).")

@@ -1,0 +1,364 @@
+"""The ``keyfob`` command as a person runs it: a subprocess against the local emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import CliRun, Leaks
+from keyfob import _paths
+from keyfob.cache import Entry
+from keyfob.cache.sqlite import read_entry
+from keyfob.providers.treesnap import personal
+from keyfob.testing import (
+    DEMO_INAT_APP_ID,
+    DEMO_INAT_APP_SECRET,
+    DEMO_INAT_PASSWORD,
+    DEMO_INAT_USERNAME,
+    DEMO_USERNAME,
+    LocalProvider,
+)
+from keyfob.token import DEFAULT_LEEWAY, TokenState
+
+LOCAL_VARS = ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD")
+INAT_VARS = ("INAT_USERNAME", "INAT_PASSWORD", "INAT_APP_ID", "INAT_APP_SECRET")
+
+
+def one_line_error(stderr: str) -> str:
+    """The single error line of a failed command; fails on a traceback or chatter."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("keyfob: error: ")
+    return lines[0]
+
+
+def me(local: LocalProvider, token: str) -> str:
+    """Whose token this is, as the plain OAuth2 server's API answers."""
+    request = urllib.request.Request(
+        f"{local.url}/std/api/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return str(json.load(answer)["sub"])
+
+
+def inat_jwt(local: LocalProvider) -> str:
+    """A JWT straight from the emulator, as a person would copy it from /users/api_token."""
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "username": DEMO_INAT_USERNAME,
+            "password": DEMO_INAT_PASSWORD,
+            "client_id": DEMO_INAT_APP_ID,
+            "client_secret": DEMO_INAT_APP_SECRET,
+        }
+    ).encode()
+    with urllib.request.urlopen(f"{local.url}/oauth/token", data=form, timeout=5) as answer:
+        oauth = json.load(answer)["access_token"]
+    request = urllib.request.Request(
+        f"{local.url}/users/api_token", headers={"Authorization": f"Bearer {oauth}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return str(json.load(answer)["api_token"])
+
+
+def cached(provider: str, account: str = "") -> Entry:
+    entry = read_entry(_paths.cache_file(), (provider, account))
+    assert entry is not None, f"no cache entry for {provider}"
+    return entry
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def test_providers_lists_builtins_and_configured_local(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    done = cli("providers")
+    assert done.returncode == 0, done.stderr
+    names = {line.split()[0] for line in done.stdout.splitlines() if line and line[0] != " "}
+    assert {"inaturalist", "treesnap", "twitter", "local"} <= names
+
+
+# --------------------------------------------------------------------------- token, header
+
+
+def test_token_prints_only_the_token(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("token", "local")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    token = done.stdout.strip()
+    assert done.stdout == token + "\n"
+    assert me(configured, token) == DEMO_USERNAME
+
+
+def test_token_json_fields_agree(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("token", "local", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert me(configured, data["access_token"]) == DEMO_USERNAME
+    assert data["token_type"] == "Bearer"
+    assert data["expires_at"].endswith("Z")
+    when = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00"))
+    assert when.tzinfo is not None and when.utcoffset() == UTC.utcoffset(None)
+    assert int(when.timestamp()) == data["expires_at_epoch"]
+    assert 0 < data["expires_at_epoch"] - time.time() <= 3600
+
+
+def test_header_prints_authorization_line(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("header", "local")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.rstrip("\n")
+    assert line.startswith("Authorization: Bearer ")
+    assert me(configured, line.removeprefix("Authorization: Bearer ")) == DEMO_USERNAME
+
+
+# --------------------------------------------------------------------------- exec
+
+
+def test_exec_puts_token_in_default_variable(configured: LocalProvider, cli: CliRun) -> None:
+    token = cli("token", "local").stdout.strip()
+    done = cli("exec", "local", "--", "sh", "-c", 'printf %s "$LOCAL_TOKEN" | wc -c')
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) == len(token) > 0
+
+
+def test_exec_env_option_names_the_variable(configured: LocalProvider, cli: CliRun) -> None:
+    token = cli("token", "local").stdout.strip()
+    script = 'printf %s "$MY_TOKEN" | wc -c; printf %s "$LOCAL_TOKEN" | wc -c'
+    done = cli("exec", "local", "--env", "MY_TOKEN", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert [int(n) for n in done.stdout.split()] == [len(token), 0]
+
+
+def test_exec_passes_the_exit_code_through(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("exec", "local", "--", "sh", "-c", "exit 7")
+    assert done.returncode == 7
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_status_shows_provider_account_expiry_and_secret_places(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    token = cli("token", "local").stdout.strip()
+    done = cli("status")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("local "))
+    assert DEMO_USERNAME in row
+    assert "59m" in row or "1h" in row  # a one-hour token, just issued
+    assert "environment (LOCAL_PASSWORD)" in row
+    assert token not in done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- refresh, logout
+
+
+def test_refresh_gets_new_token_silently(configured: LocalProvider, cli: CliRun) -> None:
+    old = cli("token", "local").stdout.strip()
+    before = configured.count("/std/token")
+    done = cli("refresh", "local")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert configured.count("/std/token") == before + 1
+    new = cli("token", "local").stdout.strip()
+    assert new != old
+    assert me(configured, new) == DEMO_USERNAME
+
+
+def test_logout_forgets_stored_secrets_and_token(configured: LocalProvider, cli: CliRun) -> None:
+    assert cli("login", "local").returncode == 0
+    assert cli("token", "local", unset=LOCAL_VARS).returncode == 0
+    done = cli("logout", "local")
+    assert done.returncode == 0, done.stderr
+    after = cli("token", "local", unset=LOCAL_VARS)
+    assert after.returncode == 3
+    assert "LOCAL_" in one_line_error(after.stderr)
+
+
+def test_logout_revoke_revokes_at_the_server(configured: LocalProvider, cli: CliRun) -> None:
+    old = cli("token", "local").stdout.strip()
+    done = cli("logout", "local", "--revoke")
+    assert done.returncode == 0, done.stderr
+    assert not configured.is_active(old)
+
+
+# --------------------------------------------------------------------------- login
+
+
+def test_login_without_terminal_or_secrets_names_the_variables(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    done = cli("login", "local", unset=LOCAL_VARS)
+    assert done.returncode == 3
+    line = one_line_error(done.stderr)
+    for var in ("LOCAL_CLIENT_ID", "LOCAL_USERNAME", "LOCAL_PASSWORD"):
+        assert var in line
+    assert configured.count("/std/token") == 0
+
+
+def test_login_stores_env_secrets_for_later_runs(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("login", "local")
+    assert done.returncode == 0, done.stderr
+    before = configured.count("/std/token")
+    # --refresh: a new token from the stored secrets alone, not the cached one
+    token = cli("token", "local", "--refresh", unset=LOCAL_VARS)
+    assert token.returncode == 0, token.stderr
+    assert configured.count("/std/token") == before + 1
+    assert me(configured, token.stdout.strip()) == DEMO_USERNAME
+
+
+def test_login_paste_stores_inaturalist_jwt(configured: LocalProvider, cli: CliRun) -> None:
+    jwt = inat_jwt(configured)
+    done = cli("login", "inaturalist", "--flow", "paste", env={"INAT_TOKEN": jwt})
+    assert done.returncode == 0, done.stderr
+    before = configured.count("/oauth/token")
+    token = cli("token", "inaturalist", unset=(*INAT_VARS, "INAT_TOKEN"))
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip() == jwt
+    assert configured.count("/oauth/token") == before
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_traceback(configured: LocalProvider, cli: CliRun, where: str) -> None:
+    args = ["--debug", "token", "nosuch"] if where == "before" else ["token", "nosuch", "--debug"]
+    done = cli(*args)
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr
+    assert "ConfigError" in done.stderr
+
+
+def test_error_without_debug_has_no_traceback(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("token", "nosuch")
+    assert done.returncode == 2
+    assert "nosuch" in one_line_error(done.stderr)
+
+
+def test_unknown_provider_exits_2(configured: LocalProvider, cli: CliRun) -> None:
+    done = cli("header", "nosuch")
+    assert done.returncode == 2
+    one_line_error(done.stderr)
+    assert done.stdout == ""
+
+
+# --------------------------------------------------------------------------- the cached-token path
+
+
+def test_second_process_reuses_cached_token(configured: LocalProvider, cli: CliRun) -> None:
+    first = cli("token", "inaturalist")
+    assert first.returncode == 0, first.stderr
+    requests = (configured.count("/oauth/token"), configured.count("/users/api_token"))
+    assert requests == (1, 1)
+    second = cli("token", "inaturalist")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert (configured.count("/oauth/token"), configured.count("/users/api_token")) == requests
+
+
+def sleep_until(when: float) -> None:
+    time.sleep(max(0.0, when - time.time()))
+
+
+@pytest.fixture
+def short_lived(
+    home: Path, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
+) -> Iterator[LocalProvider]:
+    """A plain OAuth2 server whose tokens live 6 s, and ``leeway = 1.5`` for it in config.
+
+    With the default leeway (60 s, capped at half the lifetime) such a token
+    would be due for refresh after 3 s; with this leeway, after 4.5 s.
+    """
+    with LocalProvider(access_token_lifetime=6) as provider:
+        no_secret_leaks.providers.append(provider)
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(provider.config_toml() + "leeway = 1.5\n")
+        for name, value in provider.environ().items():
+            monkeypatch.setenv(name, value)
+        yield provider
+    assert not provider.errors, provider.errors
+
+
+def test_cli_token_agrees_with_token_state(short_lived: LocalProvider, cli: CliRun) -> None:
+    assert cli("token", "local").returncode == 0
+    issued = cached("local").token.issued
+    assert issued is not None
+    seen = []
+    # just issued; past the default leeway but inside config's; past config's leeway
+    for moment in (0.0, 3.75, 5.0):
+        sleep_until(issued + moment)
+        entry = cached("local")
+        state = entry.token.state(None, entry.leeway)
+        before = short_lived.count("/std/token")
+        done = cli("token", "local")
+        assert done.returncode == 0, done.stderr
+        fetched = short_lived.count("/std/token") > before
+        seen.append((state, fetched, done.stdout.strip() == entry.token.access_token))
+    assert seen == [
+        (TokenState.FRESH, False, True),
+        (TokenState.FRESH, False, True),
+        (TokenState.STALE, True, False),
+    ]
+
+
+def test_identity_change_fetches_that_accounts_token(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks
+) -> None:
+    mine = cli("token", "local").stdout.strip()
+    other_password = "other-user-password-0123456789"
+    no_secret_leaks.plant(other_password)
+    configured.add_oauth_user("other-user", other_password)
+    before = configured.count("/std/token")
+    done = cli(
+        "token",
+        "local",
+        env={"LOCAL_USERNAME": "other-user", "LOCAL_PASSWORD": other_password},
+    )
+    assert done.returncode == 0, done.stderr
+    theirs = done.stdout.strip()
+    assert theirs != mine
+    assert configured.count("/std/token") == before + 1
+    assert me(configured, theirs) == "other-user"
+
+
+# --------------------------------------------------------------------------- TreeSnap
+
+
+def test_treesnap_refreshes_personal_token_due_for_refresh(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    old = configured.issue_treesnap_token(lifetime=6)
+    due = personal(old, time.time())
+    # keyfob reads `issued` from the JWT's iat; a 6 s token is due after 3 s
+    sleep_until(due.fresh_until(DEFAULT_LEEWAY) + 0.1)
+    assert due.state(None, DEFAULT_LEEWAY) is TokenState.STALE
+    done = cli("token", "treesnap", env={"TREESNAP_TOKEN": old})
+    assert done.returncode == 0, done.stderr
+    new = done.stdout.strip()
+    assert new != old
+    assert configured.count("/web-services/v1/refresh-tokens") == 1
+    assert configured.is_active(new)
+    assert not configured.is_active(old)
+
+
+def test_treesnap_refreshed_token_supersedes_old_one_in_env(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    old = configured.issue_treesnap_token(lifetime=6)
+    sleep_until(personal(old, time.time()).fresh_until(DEFAULT_LEEWAY) + 0.1)
+    new = cli("token", "treesnap", env={"TREESNAP_TOKEN": old}).stdout.strip()
+    assert configured.count("/web-services/v1/refresh-tokens") == 1
+    again = cli("token", "treesnap", env={"TREESNAP_TOKEN": old})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == new
+    assert configured.count("/web-services/v1/refresh-tokens") == 1
