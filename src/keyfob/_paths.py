@@ -15,8 +15,9 @@ APP = "keyfob"
 
 
 def _xdg(var: str, default: str) -> str:
-    value = os.environ.get(var, "").strip()
-    return os.path.join(value or os.path.expanduser(default), APP)
+    value = os.environ.get(var, "")
+    # The XDG spec (and platformdirs) ignore a relative or blank value.
+    return os.path.join(value if os.path.isabs(value) else os.path.expanduser(default), APP)
 
 
 def _platform(kind: str) -> str:

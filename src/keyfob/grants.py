@@ -38,10 +38,11 @@ def error_from_response(
 ) -> KeyfobError:
     """An OAuth error answer (RFC 6749 §5.2) or any other failure, as a keyfob error."""
     where = f"{response.what} ({safe_url(response.url)})"
+    not_json: ProviderError | None = None
     try:
         data = response.json()
-    except ProviderError:
-        data = None
+    except ProviderError as exc:
+        data, not_json = None, exc  # says what came instead: an HTML proxy or login page
     error = description = None
     if isinstance(data, dict):
         if isinstance(data.get("error"), str):
@@ -49,7 +50,8 @@ def error_from_response(
         if isinstance(data.get("error_description"), str):
             description = clean(data["error_description"], secrets)
     said = f": {error}" + (f" ({description})" if description else "") if error else ""
-    if error in CREDENTIAL_ERRORS or (response.status == 401 and error is None):
+    # 401 is a refusal whatever the body calls it (iNaturalist: {"error": "Unauthorized"}).
+    if error in CREDENTIAL_ERRORS or response.status == 401:
         return InvalidCredentials(
             f"{where} refused the credentials (HTTP {response.status}){said}",
             hint=hint,
@@ -57,6 +59,8 @@ def error_from_response(
             description=description,
             status=response.status,
         )
+    if not_json is not None:
+        return not_json
     return ProviderError(
         f"{where} answered HTTP {response.status}{said}",
         error=error,
@@ -73,7 +77,7 @@ def number(value: object, what: str) -> float:
         value = value.strip()
     try:
         result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
         raise ValueError(what) from None
     if not math.isfinite(result):
         raise ValueError(what)

@@ -14,6 +14,7 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
@@ -91,7 +92,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit takes any Unicode digit
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -116,9 +117,15 @@ class Transport:
         self._sleep = sleep
         self._clock = clock
         self._client: Any = None
+        # Threads of one broker share the client; two made at once would leak one's sockets.
+        self._client_lock = threading.Lock()
 
     def _http(self) -> Any:
-        if self._client is None:
+        if self._client is not None:
+            return self._client
+        with self._client_lock:
+            if self._client is not None:
+                return self._client
             import httpx  # 125 ms: only once a request is really needed
 
             s = self.settings

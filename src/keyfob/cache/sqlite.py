@@ -165,20 +165,37 @@ class SQLiteCache:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
             return
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app_id == 0 and tables == 0:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(_SCHEMA)
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-            return
+        # Another process may be creating the schema this very moment: look again
+        # inside a write transaction, where its work is either all done or not begun,
+        # so a half-made cache is never taken for a foreign database and set aside.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id == 0 and tables == 0:
+                conn.execute(_SCHEMA)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+                return
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(
             "foreign database" if app_id != APPLICATION_ID else f"schema version {version}"
         )
 
     def _set_aside(self, why: str) -> None:
-        aside = f"{self.path}.broken-{int(time.time())}"
+        # Unique per process and call: a second set-aside must not overwrite the first.
+        stem = aside = f"{self.path}.broken-{int(time.time())}-{os.getpid()}"
+        n = 1
+        while os.path.lexists(aside):
+            n += 1
+            aside = f"{stem}-{n}"
         os.replace(self.path, aside)
         for suffix in ("-journal", "-wal", "-shm"):
             try:  # noqa: SIM105 - contextlib would cost the cached-token path 1 ms

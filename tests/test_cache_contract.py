@@ -1,0 +1,444 @@
+"""The token cache contract, written once and run against every cache.
+
+Like keyring's shared backend suite: ``CacheContract`` holds the tests, each
+cache's class only says how to make one. A Redis cache joins with::
+
+    class TestRedisCache(CacheContract):
+        def make(self, tmp_path: Path) -> Cache:
+            return RedisCache(REDIS_URL)
+
+Below the contract: what only the SQLite file promises (permissions, a corrupt
+or foreign file set aside, the command line's reader, the cross-process lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keyfob.cache import Entry, Key
+from keyfob.cache.base import Cache, CacheUnavailable
+from keyfob.cache.memory import MemoryCache
+from keyfob.cache.sqlite import SQLiteCache, read_entry
+from keyfob.token import Token
+
+ENTRY_FIELDS = (
+    "fingerprint",
+    "label",
+    "identity_env",
+    "identity_source",
+    "leeway",
+    "config_sig",
+    "saved",
+)
+TOKEN_FIELDS = (
+    "access_token",
+    "token_type",
+    "expires",
+    "issued",
+    "refresh_token",
+    "refresh_expires",
+    "scope",
+    "refresh_ratio",
+)
+
+
+def full_entry(access_token: str = "access-token-value-1") -> Entry:
+    """An entry with every field set to something other than its default."""
+    token = Token(
+        access_token,
+        "DPoP",
+        expires=1_900_000_000.5,
+        issued=1_899_996_400.25,
+        refresh_token="refresh-token-value-1",
+        refresh_expires=1_902_592_000.0,
+        scope="read write",
+        refresh_ratio=0.1,
+    )
+    return Entry(
+        token,
+        fingerprint="f" * 32,
+        label="demo-user",
+        identity_env="client_id=LOCAL_CLIENT_ID,username=LOCAL_USERNAME",
+        identity_source="store",
+        leeway=30.0,
+        config_sig="/somewhere/config.toml|123|45",
+        saved=1_899_996_401.0,
+    )
+
+
+def bare_entry(access_token: str = "access-token-value-2") -> Entry:
+    """A token that never expires, with every optional field empty."""
+    return Entry(Token(access_token), saved=1_899_996_401.0)
+
+
+def assert_same_entry(got: Entry | None, want: Entry) -> None:
+    assert got is not None
+    for name in TOKEN_FIELDS:
+        assert getattr(got.token, name) == getattr(want.token, name), name
+    for name in ENTRY_FIELDS:
+        assert getattr(got, name) == getattr(want, name), name
+
+
+class CacheContract:
+    """Every cache passes these; subclasses say how to make one."""
+
+    def make(self, tmp_path: Path) -> Cache:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def cache(self, tmp_path: Path) -> Cache:
+        return self.make(tmp_path)
+
+    def test_get_on_empty_cache_is_none(self, cache: Cache) -> None:
+        assert cache.get(("local", "")) is None
+
+    def test_round_trip_keeps_every_token_and_entry_field(self, cache: Cache) -> None:
+        want = full_entry()
+        cache.put(("local", ""), want)
+        assert_same_entry(cache.get(("local", "")), want)
+
+    def test_round_trip_keeps_empty_optional_fields(self, cache: Cache) -> None:
+        want = bare_entry()
+        cache.put(("twitter", ""), want)
+        got = cache.get(("twitter", ""))
+        assert_same_entry(got, want)
+        assert got is not None and got.token.expires_at is None
+
+    def test_put_replaces_the_entry(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry("first-access-token"))
+        cache.put(("local", ""), bare_entry("second-access-token"))
+        assert_same_entry(cache.get(("local", "")), bare_entry("second-access-token"))
+        assert len(list(cache.entries())) == 1
+
+    def test_delete_removes_the_entry(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.delete(("local", ""))
+        assert cache.get(("local", "")) is None
+
+    def test_delete_of_a_missing_entry_is_quiet(self, cache: Cache) -> None:
+        cache.delete(("local", "nobody"))
+        assert cache.get(("local", "nobody")) is None
+
+    def test_entries_lists_every_entry(self, cache: Cache) -> None:
+        keys: list[Key] = [("local", ""), ("local", "work"), ("twitter", "")]
+        for i, key in enumerate(keys):
+            cache.put(key, full_entry(f"access-token-{i}"))
+        listed = dict(cache.entries())
+        assert sorted(listed) == sorted(keys)
+        for i, key in enumerate(keys):
+            assert listed[key].token.access_token == f"access-token-{i}"
+
+    def test_provider_and_account_keys_are_independent(self, cache: Cache) -> None:
+        keys: list[Key] = [("local", ""), ("local", "work"), ("other", ""), ("other", "work")]
+        for key in keys:
+            cache.put(key, full_entry(f"token-of-{key[0]}-{key[1]}"))
+        cache.delete(("local", "work"))
+        assert cache.get(("local", "work")) is None
+        for key in keys:
+            if key != ("local", "work"):
+                got = cache.get(key)
+                assert got is not None and got.token.access_token == f"token-of-{key[0]}-{key[1]}"
+
+    def test_lock_is_exclusive_across_threads(self, cache: Cache) -> None:
+        # A read-modify-write with a pause inside loses updates unless the lock
+        # really keeps the threads apart.
+        counter = {"value": 0}
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                barrier.wait()
+                for _ in range(15):
+                    with cache.lock(("local", "")):
+                        seen = counter["value"]
+                        time.sleep(0.001)
+                        counter["value"] = seen + 1
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert counter["value"] == 6 * 15
+
+    def test_lock_on_one_key_does_not_block_another(self, cache: Cache) -> None:
+        got_other = threading.Event()
+
+        def other() -> None:
+            with cache.lock(("local", "work")):
+                got_other.set()
+
+        with cache.lock(("local", "")):
+            t = threading.Thread(target=other)
+            t.start()
+            # Deadlock guard, not a timing assertion: it is set at once or never.
+            assert got_other.wait(10)
+        t.join()
+
+
+class TestMemoryCache(CacheContract):
+    def make(self, tmp_path: Path) -> Cache:
+        return MemoryCache()
+
+
+class TestSQLiteCache(CacheContract):
+    def make(self, tmp_path: Path) -> Cache:
+        return SQLiteCache(str(tmp_path / "cache"))
+
+
+# -- what only the SQLite file promises ------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_zero() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_sqlite_file_is_0600_in_a_0700_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    SQLiteCache(str(folder)).put(("local", ""), full_entry())
+    assert mode(folder) == 0o700
+    assert mode(folder / "tokens.sqlite3") == 0o600
+
+
+@pytest.mark.usefixtures("umask_zero")
+def test_sqlite_file_is_0600_in_a_0700_folder_even_with_umask_zero(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    cache = SQLiteCache(str(folder))
+    cache.put(("local", ""), full_entry())
+    with cache.lock(("local", "")):
+        pass
+    assert mode(folder) == 0o700
+    assert mode(folder / "locks") == 0o700
+    assert mode(folder / "tokens.sqlite3") == 0o600
+    for lock_file in (folder / "locks").iterdir():
+        assert mode(lock_file) & 0o077 == 0, lock_file.name
+
+
+def test_sqlite_tightens_an_existing_open_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    SQLiteCache(str(folder)).put(("local", ""), full_entry())
+    assert mode(folder) == 0o700
+
+
+def test_sqlite_tightens_an_existing_open_file(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    SQLiteCache(str(folder))
+    (folder / "tokens.sqlite3").chmod(0o644)
+    SQLiteCache(str(folder)).put(("local", ""), full_entry())
+    assert mode(folder / "tokens.sqlite3") == 0o600
+
+
+def test_corrupt_sqlite_file_is_set_aside_with_a_warning_and_rebuilt(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    garbage = b"this is not SQLite at all \x00\xff\xfe" * 200
+    (folder / "tokens.sqlite3").write_bytes(garbage)
+    warnings: list[str] = []
+
+    cache = SQLiteCache(str(folder), on_warning=warnings.append)
+
+    assert len(warnings) == 1 and "set aside" in warnings[0]
+    aside = [p for p in folder.iterdir() if p.name.startswith("tokens.sqlite3.broken-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == garbage
+    assert cache.get(("local", "")) is None
+    cache.put(("local", ""), full_entry())
+    assert_same_entry(cache.get(("local", "")), full_entry())
+
+
+def test_file_corrupted_while_in_use_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    warnings: list[str] = []
+    cache = SQLiteCache(str(folder), on_warning=warnings.append)
+    cache.put(("local", ""), full_entry())
+    (folder / "tokens.sqlite3").write_bytes(b"\x00garbage\xff" * 1000)
+
+    assert cache.get(("local", "")) is None
+    assert len(warnings) == 1 and "set aside" in warnings[0]
+    cache.put(("local", ""), bare_entry())
+    assert_same_entry(cache.get(("local", "")), bare_entry())
+
+
+def test_foreign_sqlite_database_is_set_aside_and_never_modified(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    path = folder / "tokens.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE bookmarks (url TEXT, title TEXT)")
+    conn.execute("INSERT INTO bookmarks VALUES ('https://example.org', 'Example')")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    warnings: list[str] = []
+
+    cache = SQLiteCache(str(folder), on_warning=warnings.append)
+    cache.put(("local", ""), full_entry())
+
+    assert len(warnings) == 1 and "set aside" in warnings[0]
+    aside = [p for p in folder.iterdir() if p.name.startswith("tokens.sqlite3.broken-")]
+    assert len(aside) == 1
+    assert hashlib.sha256(aside[0].read_bytes()).hexdigest() == before
+    conn = sqlite3.connect(aside[0])
+    assert conn.execute("SELECT url, title FROM bookmarks").fetchall() == [
+        ("https://example.org", "Example")
+    ]
+    conn.close()
+    assert_same_entry(cache.get(("local", "")), full_entry())
+
+
+def test_every_set_aside_file_is_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    first, second = b"first garbage \xff" * 100, b"second garbage \xfe" * 100
+    (folder / "tokens.sqlite3").write_bytes(first)
+    SQLiteCache(str(folder))
+    (folder / "tokens.sqlite3").write_bytes(second)  # within the same second, usually
+    SQLiteCache(str(folder))
+
+    aside = [p for p in folder.iterdir() if p.name.startswith("tokens.sqlite3.broken-")]
+    assert sorted(p.read_bytes() for p in aside) == sorted([first, second])
+
+
+CONCURRENT_OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from keyfob.cache.sqlite import SQLiteCache
+
+    folder, start, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    warnings = []
+    ready.touch()
+    while not start.exists():
+        time.sleep(0.001)
+    SQLiteCache(folder, on_warning=warnings.append)
+    print(len(warnings))
+    """
+)
+
+
+def test_processes_creating_the_cache_at_once_never_set_it_aside(tmp_path: Path) -> None:
+    # A fresh cache made by one process while another looks at it is not "foreign".
+    script = tmp_path / "opener.py"
+    script.write_text(CONCURRENT_OPENER)
+    for attempt in range(4):
+        folder = tmp_path / f"cache-{attempt}"
+        start = tmp_path / f"start-{attempt}"
+        ready = [tmp_path / f"ready-{attempt}-{i}" for i in range(6)]
+        openers = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(folder), str(start), str(r)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for r in ready
+        ]
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        start.touch()
+        for o in openers:
+            out, err = o.communicate(timeout=60)
+            assert o.returncode == 0, err
+            assert out.strip() == "0", err
+        assert not [p for p in folder.iterdir() if ".broken-" in p.name]
+
+
+def test_read_entry_returns_the_same_entry_as_get(tmp_path: Path) -> None:
+    cache = SQLiteCache(str(tmp_path / "cache"))
+    cache.put(("local", ""), full_entry())
+    cache.put(("twitter", ""), bare_entry())
+    for key, want in ((("local", ""), full_entry()), (("twitter", ""), bare_entry())):
+        fast = read_entry(cache.path, key)
+        assert_same_entry(fast, want)
+        assert_same_entry(fast, cache.get(key))  # type: ignore[arg-type]
+    assert read_entry(cache.path, ("local", "nobody")) is None
+
+
+def test_read_entry_of_a_missing_file_is_none(tmp_path: Path) -> None:
+    assert read_entry(str(tmp_path / "nothing.sqlite3"), ("local", "")) is None
+    assert not (tmp_path / "nothing.sqlite3").exists()
+
+
+def test_sqlite_cache_under_a_regular_file_is_unavailable(tmp_path: Path, no_secret_leaks) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file")
+    with pytest.raises(CacheUnavailable) as caught:
+        SQLiteCache(str(blocker / "cache"))
+    no_secret_leaks.add("CacheUnavailable", str(caught.value))
+    assert "cannot use the token cache" in str(caught.value)
+
+
+CROSS_PROCESS_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from keyfob.cache.sqlite import SQLiteCache
+
+    folder, counter, start, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+    cache = SQLiteCache(folder)
+    Path(ready).touch()
+    while not start.exists():
+        time.sleep(0.005)
+    for _ in range(20):
+        with cache.lock(("local", "")):
+            seen = int(counter.read_text())
+            time.sleep(0.002)
+            counter.write_text(str(seen + 1))
+    """
+)
+
+
+def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    SQLiteCache(str(folder))
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    start = tmp_path / "start"
+    script = tmp_path / "worker.py"
+    script.write_text(CROSS_PROCESS_WORKER)
+    ready = [tmp_path / f"ready-{i}" for i in range(4)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(folder), str(counter), str(start), str(r)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), "a worker died before the start"
+        time.sleep(0.01)
+    start.touch()
+    for w in workers:
+        _, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
+    assert int(counter.read_text()) == 4 * 20

@@ -1,0 +1,255 @@
+"""keyfob.inaturalist as a drop-in for pyinaturalist's auth functions.
+
+Against the emulator's iNaturalist: where the credentials come from
+(arguments, then INAT_* variables, then pyinaturalist's keyring entries),
+what the returned token unlocks, ``refresh=True``, the error type, the keyring
+entries both tools share, and tokens that never cross accounts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+import requests
+
+import keyfob
+from keyfob import broker
+from keyfob.inaturalist import (
+    AuthenticationError,
+    get_access_token,
+    get_keyring_credentials,
+    set_keyring_credentials,
+)
+from keyfob.testing import (
+    DEMO_INAT_APP_ID,
+    DEMO_INAT_APP_SECRET,
+    DEMO_INAT_PASSWORD,
+    DEMO_INAT_USERNAME,
+    LocalProvider,
+)
+
+SECOND_USERNAME = "second-naturalist"
+SECOND_PASSWORD = "second-password-0123456789"
+WRONG_PASSWORD = "wrong-password-0123456789"
+INAT_VARS = ("INAT_USERNAME", "INAT_PASSWORD", "INAT_APP_ID", "INAT_APP_SECRET")
+
+
+def login_claim(jwt: str) -> str:
+    payload = jwt.split(".")[1]
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(data["login"])
+
+
+def observation(local: LocalProvider, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{local.url}/v1/observations/1", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["results"][0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def inat(configured: LocalProvider, no_secret_leaks) -> LocalProvider:
+    configured.add_inat_user(SECOND_USERNAME, SECOND_PASSWORD)
+    no_secret_leaks.plant(SECOND_PASSWORD, WRONG_PASSWORD)
+    return configured
+
+
+@pytest.fixture
+def plaintext_keyring(
+    inat: LocalProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """keyrings.alt's file backend as the system keyring, in tmp_path."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.delenv("KEYFOB_KEYRING")
+    previous = keyring.get_keyring()
+    keyring.core.init_backend()  # keyring reads PYTHON_KEYRING_BACKEND once per process
+    assert type(keyring.get_keyring()).__name__ == "PlaintextKeyring"
+    broker.reset()
+    yield tmp_path / "xdg-data"
+    keyring.set_keyring(previous)
+    broker.reset()
+
+
+def unset_inat_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in INAT_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- where the credentials come from ----------------------------------------------
+
+
+def test_environment_credentials_give_a_jwt_of_that_user(inat: LocalProvider) -> None:
+    assert login_claim(get_access_token()) == DEMO_INAT_USERNAME
+
+
+def test_explicit_arguments_win_over_the_environment(
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INAT_USERNAME", SECOND_USERNAME)
+    monkeypatch.setenv("INAT_PASSWORD", SECOND_PASSWORD)
+
+    token = get_access_token(DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD)
+
+    assert login_claim(token) == DEMO_INAT_USERNAME
+
+
+def test_explicit_arguments_win_over_a_wrong_environment_password(
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INAT_PASSWORD", WRONG_PASSWORD)
+
+    token = get_access_token(
+        DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD, DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET
+    )
+
+    assert login_claim(token) == DEMO_INAT_USERNAME
+
+
+def test_environment_wins_over_the_keyring(
+    plaintext_keyring: Path, inat: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring.set_password("/inaturalist", "username", SECOND_USERNAME)
+    keyring.set_password("/inaturalist", "password", SECOND_PASSWORD)
+
+    token = get_access_token()  # INAT_* of the demo user are set
+
+    assert login_claim(token) == DEMO_INAT_USERNAME
+
+
+def test_keyring_credentials_are_used_without_environment(
+    plaintext_keyring: Path, inat: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unset_inat_env(monkeypatch)
+    set_keyring_credentials(
+        SECOND_USERNAME, SECOND_PASSWORD, DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET
+    )
+
+    assert login_claim(get_access_token()) == SECOND_USERNAME
+
+
+# -- what the token unlocks ----------------------------------------------------
+
+
+def test_jwt_unlocks_private_coordinates(inat: LocalProvider) -> None:
+    assert "private_geojson" in observation(inat, get_access_token())
+
+
+def test_jwt_false_returns_the_oauth_token_that_does_not_unlock_them(inat: LocalProvider) -> None:
+    jwt = get_access_token()
+    oauth = get_access_token(jwt=False)
+
+    assert oauth != jwt
+    assert oauth.count(".") != 2  # not a JWT
+    result = observation(inat, oauth)  # accepted, but private fields stay hidden
+    assert result["id"] == 1
+    assert "private_geojson" not in result
+
+
+def test_refresh_gets_a_new_jwt_without_the_password_again(inat: LocalProvider) -> None:
+    get_access_token()
+    assert inat.count("/oauth/token") == 1 and inat.count("/users/api_token") == 1
+
+    token = get_access_token(refresh=True)
+
+    assert inat.count("/users/api_token") == 2
+    assert inat.count("/oauth/token") == 1
+    assert "private_geojson" in observation(inat, token)
+
+
+def test_second_call_is_served_from_the_cache(inat: LocalProvider) -> None:
+    first = get_access_token()
+    second = get_access_token()
+
+    assert first == second
+    assert inat.count("/oauth/token") == 1 and inat.count("/users/api_token") == 1
+
+
+# -- errors ----------------------------------------------------------------------
+
+
+def test_wrong_password_raises_an_authentication_error_that_is_an_http_error(
+    inat: LocalProvider, no_secret_leaks
+) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        get_access_token(password=WRONG_PASSWORD)
+    no_secret_leaks.add("AuthenticationError", str(caught.value))
+
+    assert isinstance(caught.value, requests.HTTPError)
+    assert isinstance(caught.value, keyfob.KeyfobError)
+    assert "invalid_grant" in str(caught.value)
+
+
+def test_missing_credentials_raise_an_authentication_error(
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
+) -> None:
+    unset_inat_env(monkeypatch)
+
+    with pytest.raises(AuthenticationError) as caught:
+        get_access_token()
+    no_secret_leaks.add("AuthenticationError", str(caught.value))
+
+    assert isinstance(caught.value, requests.HTTPError)
+    assert isinstance(caught.value, keyfob.KeyfobError)
+    assert "INAT_PASSWORD" in str(caught.value)
+    assert inat.count("/oauth/token") == 0
+
+
+# -- the keyring entries pyinaturalist shares --------------------------------------
+
+
+def test_set_keyring_credentials_writes_pyinaturalists_entries(plaintext_keyring: Path) -> None:
+    set_keyring_credentials(
+        DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD, DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET
+    )
+
+    assert keyring.get_password("/inaturalist", "username") == DEMO_INAT_USERNAME
+    assert keyring.get_password("/inaturalist", "password") == DEMO_INAT_PASSWORD
+    assert keyring.get_password("/inaturalist", "app_id") == DEMO_INAT_APP_ID
+    assert keyring.get_password("/inaturalist", "app_secret") == DEMO_INAT_APP_SECRET
+
+
+def test_get_keyring_credentials_reads_entries_written_by_pyinaturalist(
+    plaintext_keyring: Path,
+) -> None:
+    keyring.set_password("/inaturalist", "username", DEMO_INAT_USERNAME)
+    keyring.set_password("/inaturalist", "password", DEMO_INAT_PASSWORD)
+    keyring.set_password("/inaturalist", "app_id", DEMO_INAT_APP_ID)
+    keyring.set_password("/inaturalist", "app_secret", DEMO_INAT_APP_SECRET)
+
+    assert get_keyring_credentials() == {
+        "username": DEMO_INAT_USERNAME,
+        "password": DEMO_INAT_PASSWORD,
+        "client_id": DEMO_INAT_APP_ID,
+        "client_secret": DEMO_INAT_APP_SECRET,
+    }
+
+
+# -- accounts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_process", [False, True], ids=["same-process", "new-process"])
+def test_cached_token_never_crosses_accounts(
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch, new_process: bool
+) -> None:
+    first = get_access_token()
+    monkeypatch.setenv("INAT_USERNAME", SECOND_USERNAME)
+    monkeypatch.setenv("INAT_PASSWORD", SECOND_PASSWORD)
+    if new_process:
+        broker.reset()  # memory gone: only the SQLite cache is left to (not) trust
+
+    second = get_access_token()
+
+    assert login_claim(first) == DEMO_INAT_USERNAME
+    assert login_claim(second) == SECOND_USERNAME
+    assert "private_geojson" not in observation(inat, second)  # not the owner's
+    assert inat.count("/oauth/token") == 2

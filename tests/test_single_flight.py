@@ -1,0 +1,186 @@
+"""Single flight: however many threads and processes ask at once from cold,
+the token endpoint sees exactly one request, and everyone gets that token.
+
+The processes are real (``subprocess`` running a small script); each one
+waits for a start file and then releases its threads behind a barrier, so
+they really race. ``KEYFOB_TEST_NO_LOCKS=1`` switches the locks off to show
+that the same test fails without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import keyfob
+from keyfob.testing import LocalProvider
+
+PROCESSES = 4
+THREADS = 8
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    from pathlib import Path
+
+    import httpx  # the heavy imports before the start, so the race is about tokens
+    import keyfob
+    from keyfob import broker
+
+    threads, ready, start = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    broker.default()
+    barrier = threading.Barrier(threads)
+    tokens, errors = [], []
+
+    def ask():
+        try:
+            barrier.wait()
+            tokens.append(keyfob.get_token("local").access_token)
+        except BaseException as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=ask) for _ in range(threads)]
+    ready.touch()
+    while not start.exists():
+        time.sleep(0.002)
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    print(json.dumps({"tokens": tokens, "errors": errors}))
+    """
+)
+
+
+def race_processes(tmp_path: Path, no_secret_leaks, env: dict[str, str] | None = None) -> list[str]:
+    """Start PROCESSES x THREADS callers of get_token("local"); their tokens."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    start = tmp_path / "start"
+    ready = [tmp_path / f"ready-{i}" for i in range(PROCESSES)]
+    environ = {**os.environ, **(env or {})}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(THREADS), str(r), str(start)],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline, "the workers never got ready"
+            assert all(w.poll() is None for w in workers), "a worker died before the start"
+            time.sleep(0.01)
+        start.touch()
+        tokens: list[str] = []
+        for w in workers:
+            out, err = w.communicate(timeout=60)
+            no_secret_leaks.add("stderr of a single-flight worker", err)
+            assert w.returncode == 0, err[-2000:]
+            result = json.loads(out)
+            assert result["errors"] == []
+            tokens.extend(result["tokens"])
+        return tokens
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+
+
+def race_threads(count: int) -> list[str]:
+    barrier = threading.Barrier(count)
+    tokens: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            tokens.append(keyfob.get_token("local").access_token)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return tokens
+
+
+def test_processes_and_threads_from_cold_make_one_token_request(
+    configured: LocalProvider, tmp_path: Path, no_secret_leaks
+) -> None:
+    tokens = race_processes(tmp_path, no_secret_leaks)
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+    assert configured.is_active(tokens[0])
+
+
+def test_processes_and_threads_without_locks_stampede_the_token_endpoint(
+    configured: LocalProvider, tmp_path: Path, no_secret_leaks
+) -> None:
+    # Proves the test above can fail: same race, locks switched off.
+    configured.delay("/std/token", 0.2)
+    tokens = race_processes(tmp_path, no_secret_leaks, env={"KEYFOB_TEST_NO_LOCKS": "1"})
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") > 1
+    assert len(set(tokens)) > 1
+
+
+def test_processes_wait_for_a_slow_token_endpoint_instead_of_asking_again(
+    configured: LocalProvider, tmp_path: Path, no_secret_leaks
+) -> None:
+    configured.delay("/std/token", 0.5)
+    tokens = race_processes(tmp_path, no_secret_leaks)
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+
+
+def test_threads_in_one_process_from_cold_make_one_token_request(
+    configured: LocalProvider,
+) -> None:
+    tokens = race_threads(32)
+
+    assert len(tokens) == 32
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+
+
+def test_threads_wait_for_a_slow_token_endpoint_instead_of_asking_again(
+    configured: LocalProvider,
+) -> None:
+    configured.delay("/std/token", 0.5)
+    tokens = race_threads(16)
+
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+
+
+def test_threads_without_locks_stampede_the_token_endpoint(
+    configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEYFOB_TEST_NO_LOCKS", "1")
+    configured.delay("/std/token", 0.2)
+    tokens = race_threads(16)
+
+    assert len(tokens) == 16
+    assert configured.count("/std/token") > 1
