@@ -1,0 +1,257 @@
+"""``Transport``, the only code that talks HTTP, against the local emulator over loopback.
+
+Waits are recorded through the injected ``sleep`` instead of slept, so the
+retry tests take no time and pin the exact waits keyfob chose.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from keyfob import grants
+from keyfob.config import HttpSettings, check_url
+from keyfob.errors import ConfigError, TransportError
+from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
+from keyfob.transport import HttpRequest, Transport
+
+PATH = "/std/.well-known/openid-configuration"  # answers GET 200 without credentials
+NOW = 1_700_000_000.0
+
+
+class Sleeps(list[float]):
+    """Records what the transport would have slept."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def transports(sleeps: Sleeps) -> Iterator[Any]:
+    made: list[Transport] = []
+
+    def make(**settings: Any) -> Transport:
+        base = {"connect_timeout": 2.0, "timeout": 5.0, "retries": 3, "max_wait": 60.0}
+        base.update(settings)
+        transport = Transport(HttpSettings(**base), sleep=sleeps, clock=lambda: NOW)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+def get(local: LocalProvider, path: str = PATH) -> HttpRequest:
+    return HttpRequest("GET", local.url + path, "the discovery document")
+
+
+def checked(leaks: Any, exc: pytest.ExceptionInfo[BaseException]) -> str:
+    leaks.add("exception message", str(exc.value))
+    return str(exc.value)
+
+
+# --------------------------------------------------------------------------- retries
+def test_429_then_success_waits_as_retry_after_says(
+    local: LocalProvider, transports: Any, sleeps: Sleeps
+) -> None:
+    local.fail(PATH, 429, times=1, retry_after="7")
+    response = transports().send(get(local))
+    assert response.status == 200
+    assert sleeps == [7.0]
+    assert local.count(PATH) == 2
+
+
+def test_503_with_an_http_date_retry_after_waits_until_that_date(
+    local: LocalProvider, transports: Any, sleeps: Sleeps
+) -> None:
+    when = datetime.fromtimestamp(NOW + 30, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    local.fail(PATH, 503, times=1, retry_after=when)
+    assert transports().send(get(local)).status == 200
+    assert sleeps == [30.0]
+
+
+def test_5xx_without_retry_after_backs_off_and_retries(
+    local: LocalProvider, transports: Any, sleeps: Sleeps
+) -> None:
+    local.fail(PATH, 502, times=2)
+    assert transports().send(get(local)).status == 200
+    assert local.count(PATH) == 3
+    assert len(sleeps) == 2
+    assert all(0 < wait <= 60 for wait in sleeps)
+
+
+def test_503_on_every_attempt_is_a_transport_error_with_the_status(
+    local: LocalProvider, transports: Any, sleeps: Sleeps, no_secret_leaks: Any
+) -> None:
+    local.fail(PATH, 503, times=3, retry_after="1")
+    with pytest.raises(TransportError) as exc:
+        transports(retries=2).send(get(local))
+    assert exc.value.status == 503
+    assert "503" in checked(no_secret_leaks, exc)
+    assert local.count(PATH) == 3
+    assert sleeps == [1.0, 1.0]
+
+
+def test_retries_zero_makes_one_attempt(
+    local: LocalProvider, transports: Any, sleeps: Sleeps
+) -> None:
+    local.fail(PATH, 503, times=1, retry_after="1")
+    with pytest.raises(TransportError):
+        transports(retries=0).send(get(local))
+    assert local.count(PATH) == 1
+    assert sleeps == []
+
+
+def test_retry_after_longer_than_max_wait_fails_at_once_without_sleeping(
+    local: LocalProvider, transports: Any, sleeps: Sleeps, no_secret_leaks: Any
+) -> None:
+    local.fail(PATH, 429, times=1, retry_after="3600")
+    with pytest.raises(TransportError) as exc:
+        transports(max_wait=60).send(get(local))
+    assert exc.value.status == 429
+    assert "max_wait" in checked(no_secret_leaks, exc)
+    assert sleeps == []
+    assert local.count(PATH) == 1
+
+
+def test_4xx_other_than_429_is_returned_not_retried(
+    local: LocalProvider, transports: Any, sleeps: Sleeps
+) -> None:
+    local.fail(PATH, 400, times=1, retry_after="1")
+    assert transports().send(get(local)).status == 400
+    assert local.count(PATH) == 1
+    assert sleeps == []
+
+
+# --------------------------------------------------------------------------- network failures
+def test_read_timeout_is_a_transport_error_and_is_not_retried(
+    local: LocalProvider, transports: Any, sleeps: Sleeps, no_secret_leaks: Any
+) -> None:
+    local.delay(PATH, 1.0)  # every request: a retry would time out too, and be counted
+    with pytest.raises(TransportError) as exc:
+        transports(timeout=0.3, retries=3).send(get(local))
+    assert "in time" in checked(no_secret_leaks, exc)
+    assert local.count(PATH) == 1
+    assert sleeps == []
+
+
+def test_connection_refused_is_a_transport_error(transports: Any, no_secret_leaks: Any) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    request = HttpRequest("GET", f"http://127.0.0.1:{port}/token?secret=query-value-x")
+    with pytest.raises(TransportError) as exc:
+        transports(retries=0).send(request)
+    text = checked(no_secret_leaks, exc)
+    assert f"127.0.0.1:{port}" in text
+    assert "query-value-x" not in text
+
+
+# --------------------------------------------------------------------------- http:// policy
+@pytest.mark.parametrize(
+    "url",
+    [
+        # documentation addresses (RFC 5737), never routed: nothing public is ever asked
+        "http://192.0.2.1/oauth/token",
+        "http://198.51.100.7:8080/oauth/token",
+        "http://127.0.0.1@192.0.2.1/oauth/token",  # userinfo does not make a host loopback
+    ],
+)
+def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting(
+    url: str, transports: Any, sleeps: Sleeps, no_secret_leaks: Any
+) -> None:
+    flow = grants.client_credentials(
+        url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, now=NOW
+    )
+    # a tiny connect timeout: a transport that tried to connect would fail with TransportError
+    with pytest.raises(ConfigError) as exc:
+        transports(connect_timeout=0.05, timeout=0.05, retries=0).run(flow)
+    assert "http://" in checked(no_secret_leaks, exc)
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/token",
+        "http://127.9.9.9/token",
+        "http://[::1]:8080/token",
+        "http://localhost/token",
+        "http://LOCALHOST:80/token",
+        "http://auth.localhost/token",
+    ],
+)
+def test_check_url_allows_plain_http_to_loopback(url: str) -> None:
+    assert check_url(url, "token_url") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/token", "https://10.0.0.1/token", "https://127.0.0.1/token"],
+)
+def test_check_url_allows_any_https(url: str) -> None:
+    assert check_url(url, "token_url") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/token",
+        "http://example.com/token",
+        "http://192.168.1.10:8080/token",
+        "http://localhost.example.com/token",
+        "http://127.0.0.1.example.com/token",
+        "http://127.0.0.1@example.com/token",
+        "http://[::ffff:10.0.0.1]/token",
+    ],
+)
+def test_check_url_refuses_plain_http_to_other_hosts(url: str, no_secret_leaks: Any) -> None:
+    with pytest.raises(ConfigError) as exc:
+        check_url(url, "token_url")
+    assert "token_url" in checked(no_secret_leaks, exc)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/token", "file:///etc/passwd", "https:///token", "token", ""]
+)
+def test_check_url_refuses_what_is_not_an_http_url(url: str) -> None:
+    with pytest.raises(ConfigError):
+        check_url(url, "token_url")
+
+
+# --------------------------------------------------------------------------- driving a grant
+def test_run_drives_a_grant_to_a_token_at_the_emulator(
+    local: LocalProvider, transports: Any
+) -> None:
+    flow = grants.client_credentials(
+        local.url + "/std/token",
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        now=NOW,
+    )
+    token = transports().run(flow)
+    assert local.is_active(token.access_token)
+    assert token.expires == NOW + local.access_token_lifetime
+
+
+def test_basic_client_auth_form_encodes_id_and_secret(
+    local: LocalProvider, transports: Any, no_secret_leaks: Any
+) -> None:
+    # RFC 6749 §2.3.1: both are form-encoded before Basic, so ':' and '+' survive
+    client_id, client_secret = "odd:client+id", "s3cret with spaces/&=+%"
+    no_secret_leaks.plant(client_secret)
+    local.add_oauth_client(client_id, client_secret)
+    flow = grants.client_credentials(
+        local.url + "/std/token", client_id=client_id, client_secret=client_secret, now=NOW
+    )
+    assert local.is_active(transports().run(flow).access_token)
