@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -21,7 +22,7 @@ from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
 from keyfob.providers import PUBLIC_NAMES
 
 log = logging.getLogger("keyfob")
-FLOWS = ("password", "client", "paste")
+FLOWS = ("password", "client", "paste", "browser", "device")
 
 
 def _broker_() -> _broker.Broker:
@@ -55,19 +56,36 @@ def providers() -> None:
 @click.argument("provider")
 @click.option("--account", default=None, help="A named account (default: the identity's own).")
 @click.option("--flow", type=click.Choice(FLOWS), default=None, help="How to log in.")
-def login(provider: str, account: str | None, flow: str | None) -> None:
+@click.option(
+    "--no-browser", is_flag=True, help="--flow browser: print the address instead of opening it."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="--flow browser: seconds to wait for the browser.",
+)
+def login(
+    provider: str, account: str | None, flow: str | None, no_browser: bool, timeout: float
+) -> None:
     """Ask for what is missing, store it, get a first token."""
     b = _broker_()
     p = b.provider(provider)
+    flow = flow or _broker.INTERACTIVE_GRANTS.get(p.grant)
     names = _broker.flow_secrets(p, flow)
-    given: dict[str, str] = {}
+    given: dict[str, Any] = {}
     found = b.credentials(p, account or "", {}, names)
     missing = [n for n in names if n not in found]
-    optional = {"client_secret"} if p.kind == "oauth2" and flow != "client" else set()
+    optional: set[str] = set()
+    if flow in ("browser", "device"):
+        optional = {names[1]}  # a public client has no secret: PKCE stands in for it
+    elif p.kind == "oauth2" and flow != "client":
+        optional = {"client_secret"}
     if missing and sys.stdin.isatty():
         for name in missing:
             value = click.prompt(
-                f"{p.name} {name}",
+                f"{p.name} {name}" + (" (Enter for none)" if name in optional else ""),
                 hide_input=name not in PUBLIC_NAMES,
                 default="" if name in optional else None,
                 show_default=False,
@@ -82,6 +100,11 @@ def login(provider: str, account: str | None, flow: str | None) -> None:
             "there is no terminal to ask on",
             hint=f"set {vars_}, or run `keyfob login {p.name}` in a terminal",
         )
+    if flow in ("browser", "device"):
+        from keyfob.loopback import Terminal
+
+        given["person"] = Terminal(browser=not no_browser)
+        given["timeout"] = timeout
     token = b.login(provider, account=account, flow=flow, **given)
     _say(f"logged in to {p.name}; {_expiry(token.expires)}; secrets kept in {b.store.describe()}")
 

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keyfob import _jwt
 from keyfob.config import safe_url
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpRequest, HttpResponse
+from keyfob.transport import (
+    AwaitCallback,
+    Finish,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Listen,
+    OpenBrowser,
+    ShowCode,
+    Sleep,
+)
 
 # Errors that mean "these credentials are no good" (RFC 6749 §5.2).
 CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
@@ -315,3 +325,239 @@ def discover(issuer: str) -> Flow[dict[str, Any]]:
         hint="check issuer in config.toml, or give token_url",
         status=last.status,
     )
+
+
+# -- grants that need a person ------------------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636 §4.1-4.2)."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-]
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorization_code(
+    url: str,
+    code: str,
+    *,
+    redirect_uri: str,
+    verifier: str,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: str = "client_secret_basic",
+    clock: Callable[[], float],
+) -> Flow[Token]:
+    """RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5)."""
+    request = token_request(
+        url,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        client_id=client_id,
+        client_secret=client_secret,
+        client_auth=client_auth,
+    )
+    requested_at = clock()
+    response = yield request
+    assert response is not None
+    return parse_token_response(response, requested_at=requested_at, secrets=request.secrets)
+
+
+def browser_login(
+    *,
+    authorize_url: str,
+    token_url: str,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: str = "client_secret_basic",
+    scope: str | None = None,
+    redirect_uri: str | None = None,
+    issuer: str | None = None,
+    timeout: float = 300.0,
+    extra: Mapping[str, str] | None = None,
+    clock: Callable[[], float],
+) -> Flow[Token]:
+    """Authorization code with PKCE (S256) and a random ``state``, through a
+    one-shot listener on 127.0.0.1 (RFC 8252 §7.3); ``iss`` checked when sent
+    (RFC 9207). A callback that fails a check is answered, and its code is
+    never sent to the token endpoint."""
+    import secrets
+    import urllib.parse
+
+    port, path = 0, "/callback"
+    if redirect_uri:
+        parts = urllib.parse.urlsplit(redirect_uri)
+        port, path = parts.port or 80, parts.path or "/"
+    bound = yield Listen(port=port, path=path)
+    assert isinstance(bound, str)
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(24)
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": bound,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **({"scope": scope} if scope else {}),
+        **(extra or {}),
+    }
+    separator = "&" if urllib.parse.urlsplit(authorize_url).query else "?"
+    yield OpenBrowser(authorize_url + separator + urllib.parse.urlencode(query))
+    params = yield AwaitCallback(timeout=timeout)
+    assert isinstance(params, dict)
+    problem = _callback_problem(params, state, issuer)
+    if problem is not None:
+        yield Finish(ok=False, message=problem.message)
+        raise problem
+    yield Finish(ok=True, message="You are logged in. You can close this tab.")
+    return (
+        yield from authorization_code(
+            token_url,
+            params["code"],
+            redirect_uri=bound,
+            verifier=verifier,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_auth=client_auth,
+            clock=clock,
+        )
+    )
+
+
+def _callback_problem(
+    params: Mapping[str, str], state: str, issuer: str | None
+) -> KeyfobError | None:
+    import hmac
+
+    if not hmac.compare_digest(params.get("state", "").encode(), state.encode()):
+        return InvalidCredentials(
+            "the login callback did not carry this login's state: it was forged, or belongs "
+            "to another login; its code was not used",
+            hint="start the login again",
+        )
+    if "error" in params:
+        error = clean(params["error"], (), 60)
+        description = clean(params.get("error_description", ""))
+        denied = error == "access_denied"
+        return InvalidCredentials(
+            ("the login was refused in the browser" if denied else "the login failed")
+            + f" ({error}{': ' + description if description else ''})",
+            hint="start the login again" + (" and allow access" if denied else ""),
+            error=error,
+            description=description or None,
+        )
+    if issuer and "iss" in params and params["iss"].rstrip("/") != issuer.rstrip("/"):
+        return InvalidCredentials(
+            "the login callback came from another issuer (RFC 9207 mix-up); its code was not used",
+            hint="check issuer in config.toml, then start the login again",
+        )
+    if not params.get("code"):
+        return InvalidCredentials(
+            "the login callback carried no code", hint="start the login again"
+        )
+    return None
+
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def device_login(
+    *,
+    device_url: str,
+    token_url: str,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: str = "client_secret_basic",
+    scope: str | None = None,
+    interval: float | None = None,
+    clock: Callable[[], float],
+) -> Flow[Token]:
+    """The device authorization grant (RFC 8628): show the code, poll until approved."""
+    request = token_request(
+        device_url,
+        {"scope": scope},
+        client_id=client_id,
+        client_secret=client_secret,
+        client_auth=client_auth,
+        what="the device authorization endpoint",
+    )
+    response = yield request
+    assert response is not None
+    if not 200 <= response.status < 300:
+        raise error_from_response(response, request.secrets)
+    data = response.json()
+    where = f"the device authorization endpoint ({safe_url(device_url)})"
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data[k] for k in ("device_code", "user_code")
+    ):
+        raise ProviderError(f"{where} answered without device_code and user_code")
+    uri = data.get("verification_uri") or data.get("verification_url")  # Google's old name
+    if not isinstance(uri, str) or not uri:
+        raise ProviderError(f"{where} answered without verification_uri")
+    try:
+        expires_in = number(data.get("expires_in", 600), "expires_in")
+        wait = number(data.get("interval", 5), "interval")  # RFC 8628 §3.2: 5 s when absent
+    except ValueError:
+        raise ProviderError(f"{where} answered with a non-numeric expires_in or interval") from None
+    wait = max(0.0, interval if interval is not None else wait)
+    complete = data.get("verification_uri_complete")
+    started = clock()
+    deadline = started + max(1.0, expires_in)
+    yield ShowCode(
+        user_code=clean(data["user_code"], (), 40),
+        verification_uri=uri,
+        verification_uri_complete=complete if isinstance(complete, str) and complete else None,
+        expires_at=deadline,
+    )
+    poll = token_request(
+        token_url,
+        {"grant_type": DEVICE_GRANT, "device_code": data["device_code"]},
+        client_id=client_id,
+        client_secret=client_secret,
+        client_auth=client_auth,
+        secrets=(data["device_code"],),
+    )
+    while True:
+        if clock() + wait > deadline:
+            raise InvalidCredentials(
+                "the device code expired before the login was approved",
+                hint="start the login again, and approve it in time",
+                error="expired_token",
+            )
+        yield Sleep(wait, until=deadline)
+        requested_at = clock()
+        answer = yield poll
+        assert answer is not None
+        if 200 <= answer.status < 300:
+            return parse_token_response(answer, requested_at=requested_at, secrets=poll.secrets)
+        try:
+            error = answer.json().get("error")
+        except (ProviderError, AttributeError):
+            error = None
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":  # RFC 8628 §3.5: add 5 seconds, for this and later polls
+            wait += 5
+            continue
+        if error == "access_denied":
+            raise InvalidCredentials(
+                "the login was refused on the verification page (access_denied)",
+                hint="start the login again and approve it",
+                error="access_denied",
+            )
+        if error == "expired_token":
+            raise InvalidCredentials(
+                "the device code expired before the login was approved (expired_token)",
+                hint="start the login again, and approve it in time",
+                error="expired_token",
+            )
+        raise error_from_response(answer, poll.secrets)

@@ -19,10 +19,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from keyfob.config import HttpSettings, check_url, safe_url
-from keyfob.errors import ProviderError, TransportError
+from keyfob.errors import ConfigError, ProviderError, TransportError
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
@@ -76,9 +76,64 @@ class HttpResponse:
 @dataclass(frozen=True)
 class Sleep:
     seconds: float
+    #: the epoch second the wait is for (a device code's expiry), to show the time left
+    until: float | None = None
 
 
-Flow = Generator[HttpRequest | Sleep, HttpResponse | None, T]
+# Effects of the flows that need a person (browser login, device flow); a
+# :class:`Person` carries them out.
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Bind the one-shot callback listener on 127.0.0.1; the answer is the redirect URI."""
+
+    port: int
+    path: str
+
+
+@dataclass(frozen=True)
+class OpenBrowser:
+    url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AwaitCallback:
+    """Wait for the callback's query parameters (a dict), at most ``timeout`` seconds."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What the browser tab should say, once the flow has judged the callback."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class ShowCode:
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_at: float
+
+
+Effect = HttpRequest | Sleep | Listen | OpenBrowser | AwaitCallback | Finish | ShowCode
+Flow = Generator[Effect, Any, T]
+
+
+class Person(Protocol):
+    """Who carries out the effects that need a person (see ``keyfob.loopback``)."""
+
+    def listen(self, port: int, path: str) -> str: ...
+    def open_browser(self, url: str) -> None: ...
+    def await_callback(self, timeout: float) -> dict[str, str]: ...
+    def finish(self, ok: bool, message: str) -> None: ...
+    def show_code(self, code: ShowCode) -> None: ...
+    def sleep(self, seconds: float, until: float | None) -> None: ...
+    def close(self) -> None: ...
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -142,19 +197,48 @@ class Transport:
             self._client.close()
             self._client = None
 
-    def run(self, flow: Flow[T]) -> T:
-        reply: HttpResponse | None = None
+    def run(self, flow: Flow[T], person: Person | None = None) -> T:
+        """Drive ``flow`` to its result; effects that need a person go to ``person``."""
+        reply: Any = None
         try:
             item = next(flow)
             while True:
-                if isinstance(item, Sleep):
-                    self._sleep(item.seconds)
+                if isinstance(item, HttpRequest):
+                    reply = self.send(item)
+                elif isinstance(item, Sleep):
+                    if person is not None:
+                        person.sleep(item.seconds, item.until)
+                    else:
+                        self._sleep(item.seconds)
                     reply = None
                 else:
-                    reply = self.send(item)
+                    reply = self._interact(item, person)
                 item = flow.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+            if person is not None:
+                person.close()
+
+    @staticmethod
+    def _interact(effect: Effect, person: Person | None) -> Any:
+        if person is None:
+            raise ConfigError(
+                "this login needs a person (a browser or a code to enter)",
+                hint="run `keyfob login PROVIDER --flow browser` or `--flow device`",
+            )
+        if isinstance(effect, Listen):
+            return person.listen(effect.port, effect.path)
+        if isinstance(effect, OpenBrowser):
+            return person.open_browser(effect.url)
+        if isinstance(effect, AwaitCallback):
+            return person.await_callback(effect.timeout)
+        if isinstance(effect, Finish):
+            return person.finish(effect.ok, effect.message)
+        if isinstance(effect, ShowCode):
+            return person.show_code(effect)
+        raise TypeError(f"unknown effect {type(effect).__name__}")
 
     def send(self, request: HttpRequest) -> HttpResponse:
         check_url(request.url, request.what)

@@ -37,7 +37,14 @@ SETTINGS = (
     "leeway",
     "description",
 )
-GRANTS = ("client_credentials", "password", "refresh_token", "paste")
+GRANTS = (
+    "client_credentials",
+    "password",
+    "refresh_token",
+    "paste",
+    "authorization_code",
+    "device_code",
+)
 CLIENT_AUTHS = ("client_secret_basic", "client_secret_post", "none")
 
 #: what each grant of a generic OAuth2 provider needs, and may use
@@ -47,12 +54,17 @@ OAUTH2_REQUIRED = {
     "password": ("client_id", "username", "password"),
     "refresh_token": ("client_id", "refresh_token"),
     "paste": ("token",),
+    # tokens from `keyfob login --flow browser|device`; renewed with their refresh token
+    "authorization_code": ("client_id", "refresh_token"),
+    "device_code": ("client_id", "refresh_token"),
 }
 OAUTH2_IDENTITY = {
     "client_credentials": ("client_id",),
     "password": ("client_id", "username"),
     "refresh_token": ("client_id",),
     "paste": ("token",),
+    "authorization_code": ("client_id",),
+    "device_code": ("client_id",),
 }
 #: secrets that are not secret: shown in prompts as plain input, usable as identity
 PUBLIC_NAMES = frozenset({"username", "client_id", "app_id", "api_key"})
@@ -234,6 +246,11 @@ class Kind:
     label: Callable[..., str] | None = None
     #: the stored secret a renewed token replaces (TreeSnap's personal token)
     supersedes: str | None = None
+    #: ``interactive(p, creds, flow, clock=, timeout=)``: a flow that needs
+    #: a person (``browser``, ``device``), or None where the kind has none
+    interactive: Callable[..., Any] | None = None
+    #: the secret names of the client (app) for interactive logins
+    client: tuple[str, str] = ("client_id", "client_secret")
 
 
 def kind_of(provider: Provider) -> Kind:

@@ -9,6 +9,8 @@ a new JWT then costs one GET, not the password again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from keyfob import grants
 from keyfob.errors import ConfigError, ProviderError
 from keyfob.providers import Kind, Provider, oauth2
@@ -61,6 +63,24 @@ def trade(p: Provider, oauth_token: str, now: float) -> Flow[Token]:
     return token.replace(refresh_token=oauth_token, token_type="Bearer")
 
 
+def interactive(
+    p: Provider,
+    creds: Credentials,
+    flow: str,
+    *,
+    clock: Callable[[], float],
+    timeout: float = 300.0,
+) -> Flow[Token]:
+    """A browser login with PKCE (iNaturalist's newer apps: no app secret needed), then
+    the OAuth token traded for a JWT as after the password grant."""
+    if flow != "browser":
+        raise ConfigError("iNaturalist has no device login", hint="use --flow browser")
+    oauth = yield from oauth2.interactive(
+        p, creds, "browser", clock=clock, timeout=timeout, client=("app_id", "app_secret")
+    )
+    return (yield from trade(p, oauth.access_token, clock()))
+
+
 def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
     if not token.refresh_token:
         return None  # a pasted JWT: only a new paste or the password gets another
@@ -83,4 +103,11 @@ def label(p: Provider, creds: Credentials) -> str:
     return creds.get("username") or ""
 
 
-KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label)
+KIND = Kind(
+    acquire=acquire,
+    renew=renew,
+    revoke=revoke,
+    label=label,
+    interactive=interactive,
+    client=("app_id", "app_secret"),
+)

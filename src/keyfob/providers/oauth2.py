@@ -12,10 +12,11 @@ The functions every kind provides (see ``Kind``):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from keyfob import _jwt, grants
-from keyfob.errors import ConfigError, InvalidCredentials
+from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
 from keyfob.providers import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
@@ -25,6 +26,11 @@ from keyfob.transport import Flow
 def pasted(value: str, now: float) -> Token:
     """A token the person copied from a web page: its expiry is its JWT ``exp``, if any."""
     return Token(value.strip(), expires=_jwt.expiry(value.strip()), issued=now)
+
+
+def _auth(p: Provider, client_secret: str | None) -> str:
+    """A client without a secret is a public client (PKCE logins): it sends only its id."""
+    return p.client_auth if client_secret else "none"
 
 
 def _token_url(p: Provider) -> str:
@@ -47,8 +53,7 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
                     refresh_token,
                     client_id=client_id,
                     client_secret=client_secret,
-                    client_auth=p.client_auth,
-                    scope=p.scope,
+                    client_auth=_auth(p, client_secret),
                     now=now,
                 )
             )
@@ -81,23 +86,81 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
         )
     if creds.get("token"):
         return pasted(creds.values["token"], now)
-    raise InvalidCredentials(
-        f"provider {p.name} has no way to get a token without a person",
-        hint=f"run `keyfob login {p.name}`",
+    flow = "device" if p.grant == "device_code" else "browser"
+    raise CredentialsMissing(
+        f"{p.name} needs a person to log in: there is no refresh token to use",
+        hint=f"run `keyfob login {p.name} --flow {flow}`",
     )
+
+
+def interactive(
+    p: Provider,
+    creds: Credentials,
+    flow: str,
+    *,
+    clock: Callable[[], float],
+    timeout: float = 300.0,
+    client: tuple[str, str] = ("client_id", "client_secret"),
+) -> Flow[Token]:
+    """The logins that need a person: ``browser`` (code + PKCE) and ``device`` (RFC 8628)."""
+    client_id, client_secret = creds.values[client[0]], creds.get(client[1])
+    client_auth = _auth(p, client_secret)
+    token_url = _token_url(p)
+    if flow == "browser":
+        if not p.authorize_url:
+            raise ConfigError(
+                f"{p.name} has no authorize_url for a browser login",
+                hint="set authorize_url or issuer in config.toml",
+            )
+        return grants.browser_login(
+            authorize_url=p.authorize_url,
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_auth=client_auth,
+            scope=p.scope,
+            redirect_uri=p.redirect_uri,
+            issuer=p.issuer,
+            timeout=timeout,
+            clock=clock,
+        )
+    if not p.device_url:
+        raise ConfigError(
+            f"{p.name} has no device_url for a device login",
+            hint="set device_url or issuer in config.toml",
+        )
+    return grants.device_login(
+        device_url=p.device_url,
+        token_url=token_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        client_auth=client_auth,
+        scope=p.scope,
+        interval=_test_interval(),
+        clock=clock,
+    )
+
+
+def _test_interval() -> float | None:
+    """KEYFOB_TEST_DEVICE_INTERVAL: tests poll faster than RFC 8628's 5 s."""
+    import os
+
+    value = os.environ.get("KEYFOB_TEST_DEVICE_INTERVAL")
+    return float(value) if value else None
 
 
 def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
     if not token.can_refresh(now) or not p.token_url:
         return None
     assert token.refresh_token is not None
+    # No scope: RFC 6749 §6 then grants the original scope; asking again for a
+    # scope the server did not grant (resource scopes, say) is refused.
     return grants.refresh(
         p.token_url,
         token.refresh_token,
         client_id=creds.get("client_id"),
         client_secret=creds.get("client_secret"),
-        client_auth=p.client_auth,
-        scope=p.scope,
+        client_auth=_auth(p, creds.get("client_secret")),
         now=now,
     )
 
@@ -156,4 +219,11 @@ def label(p: Provider, creds: Credentials) -> str:
     return creds.get("username") or creds.get("client_id") or ""
 
 
-KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, resolve=resolve, label=label)
+KIND = Kind(
+    acquire=acquire,
+    renew=renew,
+    revoke=revoke,
+    resolve=resolve,
+    label=label,
+    interactive=interactive,
+)
