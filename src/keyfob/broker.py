@@ -31,7 +31,7 @@ from keyfob.errors import (
 from keyfob.providers import PUBLIC_NAMES, Provider, kind_of, registry
 from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
 from keyfob.token import Token, TokenState
-from keyfob.transport import Transport
+from keyfob.transport import Person, Transport
 
 log = logging.getLogger("keyfob")
 
@@ -96,16 +96,23 @@ class Broker:
         from keyfob.cache.memory import MemoryCache
         from keyfob.cache.sqlite import SQLiteCache
 
-        if self.settings.cache_url:
-            self.warn_once(
-                "a shared cache URL is configured, but this version keeps tokens in "
-                "the local SQLite cache only"
+        url = self.settings.cache_url
+        if url and not url.startswith(("redis://", "rediss://")):
+            raise ConfigError(
+                f"the cache URL {config.safe_url(url)} is not a redis:// or rediss:// URL",
+                hint=f"fix [cache] url in {self.settings.path}, or KEYFOB_CACHE_URL",
             )
+        local: Cache
         try:
-            return SQLiteCache(_paths.cache_dir(), on_warning=self.warn_once)
+            local = SQLiteCache(_paths.cache_dir(), on_warning=self.warn_once)
         except CacheUnavailable as exc:
             self.warn_once(f"{exc}; tokens are not cached between runs")
-            return MemoryCache()
+            local = MemoryCache()
+        if not url:
+            return local
+        from keyfob.cache.redis import RedisCache  # imports redis: only when configured
+
+        return RedisCache(url, local=local, on_warning=self.warn_once)
 
     @property
     def store(self) -> SecretStore:
@@ -340,10 +347,19 @@ class Broker:
         return token
 
     def _supersede(self, p: Provider, key: Key, creds: Credentials, token: Token) -> None:
-        """A refreshed personal token replaces the stored one (TreeSnap)."""
+        """A renewed token replaces what the store holds: TreeSnap's personal token,
+        or a refresh token the server rotated (the old one no longer works)."""
         name = kind_of(p).supersedes
         if name and creds.sources.get(name) == self.store.kind:
             self.store.set(p.service(key[1]), name, token.access_token)
+        stored = creds.get("refresh_token")
+        if (
+            stored
+            and creds.sources.get("refresh_token") == self.store.kind
+            and token.refresh_token
+            and token.refresh_token != stored
+        ):
+            self.store.set(p.service(key[1]), "refresh_token", token.refresh_token)
 
     def _hinted(self, p: Provider, exc: KeyfobError) -> KeyfobError:
         if isinstance(exc, InvalidCredentials) and not exc.hint:
@@ -439,13 +455,23 @@ class Broker:
         *,
         account: str | None = None,
         flow: str | None = None,
+        person: Person | None = None,
+        timeout: float = 300.0,
         **credentials: Any,
     ) -> Token:
-        """Get a first token with the given secrets; only then store them."""
+        """Get a first token with the given secrets; only then store them.
+
+        ``flow="browser"`` (authorization code + PKCE) and ``flow="device"``
+        (RFC 8628) need a person: ``person`` carries out what they ask (default:
+        :class:`keyfob.loopback.Terminal`), within ``timeout`` seconds.
+        """
         p = self.provider(provider)
         key = (p.name, account or "")
+        flow = flow or INTERACTIVE_GRANTS.get(p.grant)
         names = flow_secrets(p, flow)
         given = {k: v for k, v in credentials.items() if v}
+        if flow in ("browser", "device"):
+            return self._login_person(p, key, flow, names, given, person, timeout)
         creds = resolve(
             names,
             arguments=given,
@@ -474,6 +500,48 @@ class Broker:
                     if creds.sources[name] != "argument":
                         creds.sources[name] = self.store.kind  # from now on, found there
             self._save(p, key, token, creds, self._fingerprint(p, creds), {})
+        return token
+
+    def _login_person(
+        self,
+        p: Provider,
+        key: Key,
+        flow: str,
+        names: tuple[str, ...],
+        given: Mapping[str, Any],
+        person: Person | None,
+        timeout: float,
+    ) -> Token:
+        kind = kind_of(p)
+        if kind.interactive is None:
+            raise ConfigError(f"{p.name} has no {flow} login", hint="use --flow password or paste")
+        creds = self.credentials(p, key[1], given, names)
+        client_id = kind.client[0]
+        if client_id not in creds:
+            raise CredentialsMissing(
+                f"a {flow} login to {p.name} needs {client_id}",
+                hint=f"set {p.env_var(client_id)}, or run `keyfob login {p.name}` in a terminal",
+            )
+        resolved = self._resolve_endpoints(p)
+        if person is None:
+            from keyfob.loopback import Terminal
+
+            person = Terminal()
+        # The person may take minutes: no lock is held meanwhile, only to save.
+        token: Token = self.transport.run(
+            kind.interactive(resolved, creds, flow, clock=self.clock, timeout=timeout), person
+        )
+        with self._single_flight(key):
+            service = p.service(key[1])
+            for name in names:
+                if name in creds and creds.sources[name] != self.store.kind:
+                    self.store.set(service, name, creds.values[name])
+            if token.refresh_token and "refresh_token" in p.secrets:
+                # A lost cache still renews without a person.
+                self.store.set(service, "refresh_token", token.refresh_token)
+                creds.add("refresh_token", token.refresh_token, self.store.kind)
+            self._save(p, key, token, creds, self._fingerprint(p, creds), {})
+        log.info("%s: logged in (%s)", p.name, _describe_expiry(token, self.clock()))
         return token
 
     def _forget_tokens(self, key: Key) -> None:
@@ -542,10 +610,16 @@ class Broker:
         return rows
 
 
+#: the login flow a grant's tokens come from
+INTERACTIVE_GRANTS = {"authorization_code": "browser", "device_code": "device"}
+
+
 def flow_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
     """The secrets a login flow asks for."""
     if flow == "paste":
         return ("token",)
+    if flow in ("browser", "device"):
+        return kind_of(p).client
     if p.kind != "oauth2":
         return tuple(n for n in p.secrets if n != "token")
     if flow == "client":
