@@ -1,0 +1,397 @@
+"""Redis for fleets: machines that use one account share its token.
+
+What lives in Redis, under names that hash the provider and account (a key
+never holds a name or a secret)::
+
+    keyfob:token:<h>    hash: the access token and its entry; expires with the token
+    keyfob:refresh:<h>  hash: the refresh token (and what is needed to use it);
+                        expires on its own schedule, so it outlives the access token
+    keyfob:lock:<h>     the single-flight lock: a lease, renewed while its holder lives
+
+A local cache (the SQLite file) stands in front: a FRESH token found there is
+answered without a Redis round trip, which also keeps the command line's
+cached-token path (it reads the SQLite file) working. Redis down is a warning,
+once; the local cache then serves alone, and Redis is tried again every few
+seconds.
+
+This module imports ``redis`` (150 ms): it is imported only when a cache URL
+is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from keyfob.cache import Entry, Key
+from keyfob.cache.base import Cache
+from keyfob.errors import ConfigError
+from keyfob.token import Token, TokenState
+
+log = logging.getLogger("keyfob")
+
+PREFIX = "keyfob"
+SCHEMES = ("redis://", "rediss://")
+DEFAULT_LEASE = 30.0  # a killed holder blocks the others at most this long
+DEFAULT_WAIT = 120.0  # then go on under the local lock alone, with a warning
+DEFAULT_RETRY_AFTER = 5.0  # while Redis is down, try it again at most this often
+DEFAULT_TIMEOUT = 1.0  # connect and read: Redis answers in microseconds or not at all
+
+_FLOATS = ("expires", "issued", "refresh_expires")
+_OPTIONAL = ("refresh_token", "scope")
+_REFRESH_ONLY = ("refresh_token", "refresh_expires")
+
+# Delete the token key only if it still holds the token being dropped: after a
+# 401, another machine may already have saved a newer one.
+_DROP_IF_SAME = """
+if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def key_hash(key: Key) -> str:
+    return hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:32]
+
+
+def where(url: str) -> str:
+    """``scheme://host:port`` of a Redis URL: never its password, user or database."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = parts.port or 6379
+    except ValueError:
+        return "<invalid Redis URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+class RedisCache:
+    """Tokens in Redis, with ``local`` (the SQLite cache) in front of it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        local: Cache,
+        on_warning: Callable[[str], None] | None = None,
+        lease: float = DEFAULT_LEASE,
+        wait: float = DEFAULT_WAIT,
+        retry_after: float = DEFAULT_RETRY_AFTER,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.where = where(url)
+        if not url.startswith(SCHEMES):
+            raise ConfigError(
+                f"the cache URL {self.where} is not a redis:// or rediss:// URL",
+                hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
+            )
+        self.local = local
+        self.lease = lease
+        self.wait = wait
+        self.retry_after = retry_after
+        self._warn = on_warning or (lambda message: None)
+        self._warned = False
+        self._down_until: float | None = None
+        try:
+            self._redis = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:
+            raise ConfigError(
+                f"the cache URL {self.where} is not a valid Redis URL",
+                hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
+            ) from None
+        self._drop_if_same = self._redis.register_script(_DROP_IF_SAME)
+
+    # -- Redis up or down --------------------------------------------------------
+
+    def _usable(self) -> bool:
+        down_until = self._down_until
+        return down_until is None or time.monotonic() >= down_until
+
+    def _answered(self) -> None:
+        if self._down_until is not None:
+            self._down_until = None
+            log.info("the shared cache at %s answers again", self.where)
+
+    def _failed(self, exc: RedisError) -> None:
+        self._down_until = time.monotonic() + self.retry_after
+        log.debug("the shared cache at %s failed: %s", self.where, type(exc).__name__)
+        if self._warned:
+            return
+        self._warned = True
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            self._warn(
+                f"the shared cache at {self.where} is down; getting tokens from the provider"
+            )
+        else:
+            self._warn(
+                f"the shared cache at {self.where} failed ({type(exc).__name__}); "
+                "getting tokens from the provider"
+            )
+
+    # -- the protocol --------------------------------------------------------------
+
+    def get(self, key: Key) -> Entry | None:
+        entry = self.local.get(key)
+        if entry is not None and entry.token.state(None, entry.leeway) is TokenState.FRESH:
+            return entry  # the fast path: no Redis round trip
+        if not self._usable():
+            return entry
+        try:
+            found = self._read(key_hash(key))
+        except RedisError as exc:
+            self._failed(exc)
+            return entry
+        self._answered()
+        if found is None or found[0] != key:
+            return None
+        if found[1].token.access_token:
+            self.local.put(key, found[1])
+        return found[1]
+
+    def put(self, key: Key, entry: Entry) -> None:
+        self.local.put(key, entry)
+        if not self._usable():
+            return
+        try:
+            self._write(key, entry)
+        except RedisError as exc:
+            self._failed(exc)
+        else:
+            self._answered()
+
+    def delete(self, key: Key) -> None:
+        self.local.delete(key)
+        if not self._usable():
+            return
+        h = key_hash(key)
+        try:
+            self._redis.delete(f"{PREFIX}:token:{h}", f"{PREFIX}:refresh:{h}")
+        except RedisError as exc:
+            self._failed(exc)
+        else:
+            self._answered()
+
+    def entries(self) -> Iterator[tuple[Key, Entry]]:
+        if self._usable():
+            try:
+                found = self._read_all()
+            except RedisError as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+                yield from found
+                return
+        yield from self.local.entries()
+
+    def lock(self, key: Key) -> AbstractContextManager[object]:
+        return self._lock(key)
+
+    def describe(self) -> str:
+        return f"{self.where} (Redis), in front of it {self.local.describe()}"
+
+    # -- reading and writing -------------------------------------------------------
+
+    def _read(self, h: str) -> tuple[Key, Entry] | None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(f"{PREFIX}:token:{h}")
+            pipe.hgetall(f"{PREFIX}:refresh:{h}")
+            token_fields, refresh_fields = pipe.execute()
+        return _merge(token_fields, refresh_fields)
+
+    def _read_all(self) -> list[tuple[Key, Entry]]:
+        hashes = set()
+        for kind in ("token", "refresh"):
+            prefix = f"{PREFIX}:{kind}:"
+            for name in self._redis.scan_iter(match=f"{prefix}*", count=500):
+                hashes.add(str(name)[len(prefix) :])
+        found = []
+        for h in sorted(hashes):
+            item = self._read(h)
+            if item is not None and key_hash(item[0]) == h:
+                found.append(item)
+        return sorted(found, key=lambda item: item[0])
+
+    def _write(self, key: Key, entry: Entry) -> None:
+        h = key_hash(key)
+        token_key, refresh_key = f"{PREFIX}:token:{h}", f"{PREFIX}:refresh:{h}"
+        t = entry.token
+        now = time.time()
+        if t.expires is not None and t.expires <= now:
+            # An expired token is only ever put to drop it (after a 401): keep
+            # the refresh token, and a newer token another machine saved.
+            self._drop_if_same(keys=[token_key], args=[t.access_token])
+            return
+        fields = _fields(key, entry)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(token_key, refresh_key)
+            pipe.hset(
+                token_key, mapping={k: v for k, v in fields.items() if k not in _REFRESH_ONLY}
+            )
+            if t.expires is not None:
+                pipe.pexpireat(token_key, int(t.expires * 1000))
+            if t.refresh_token and (t.refresh_expires is None or t.refresh_expires > now):
+                pipe.hset(
+                    refresh_key, mapping={k: v for k, v in fields.items() if k != "access_token"}
+                )
+                if t.refresh_expires is not None:
+                    pipe.pexpireat(refresh_key, int(t.refresh_expires * 1000))
+            pipe.execute()
+
+    # -- the lock --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, key: Key) -> Iterator[object]:
+        lease = self._acquire(key) if self._usable() else None
+        if lease is None:
+            with self.local.lock(key):
+                yield None
+            return
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+    def _acquire(self, key: Key) -> _Lease | None:
+        lock = self._redis.lock(
+            f"{PREFIX}:lock:{key_hash(key)}",
+            timeout=self.lease,
+            sleep=0.02,
+            blocking_timeout=self.wait,
+            thread_local=False,  # renewed from another thread
+        )
+        try:
+            got = lock.acquire()
+        except RedisError as exc:
+            self._failed(exc)
+            return None
+        self._answered()
+        if not got:
+            self._warn(
+                f"waited {self.wait:g} s for the lock in the shared cache at {self.where}; "
+                "going on without it"
+            )
+            return None
+        return _Lease(lock, self.lease)
+
+
+class _Lease:
+    """A held Redis lock, renewed every third of its lease while this process lives."""
+
+    def __init__(self, lock: redis.lock.Lock, lease: float) -> None:
+        self._lock = lock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, args=(lease / 3,), name="keyfob-lock-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self._lock.reacquire()
+            except Exception as exc:  # lost or unreachable: the lease runs out by itself
+                log.debug("cannot renew the shared cache lock: %s", type(exc).__name__)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self._lock.release()
+        except RedisError as exc:  # expired while held, or Redis gone: nothing to free
+            log.debug("cannot release the shared cache lock: %s", type(exc).__name__)
+
+
+def _fields(key: Key, entry: Entry) -> dict[str, str]:
+    t = entry.token
+    fields = {
+        "provider": key[0],
+        "account": key[1],
+        "access_token": t.access_token,
+        "token_type": t.token_type,
+        "refresh_ratio": repr(float(t.refresh_ratio)),
+        "fingerprint": entry.fingerprint,
+        "label": entry.label,
+        "identity_env": entry.identity_env,
+        "identity_source": entry.identity_source,
+        "leeway": repr(float(entry.leeway)),
+        "config_sig": entry.config_sig,
+        "saved": repr(float(entry.saved or time.time())),
+    }
+    for name in _FLOATS:
+        value = getattr(t, name)
+        if value is not None:
+            fields[name] = repr(float(value))
+    for name in _OPTIONAL:
+        value = getattr(t, name)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def _merge(
+    token_fields: dict[str, str], refresh_fields: dict[str, str]
+) -> tuple[Key, Entry] | None:
+    """The entry from the token key, with the refresh token from its own key;
+    only the refresh key left: an expired token that can still be refreshed."""
+    if token_fields:
+        fields = dict(token_fields)
+        for name in _REFRESH_ONLY:
+            fields.pop(name, None)
+            if name in refresh_fields:
+                fields[name] = refresh_fields[name]
+    elif refresh_fields:
+        fields = {**refresh_fields, "access_token": "", "expires": "0.0"}
+        fields.pop("issued", None)
+    else:
+        return None
+    try:
+        return _entry(fields)
+    except (KeyError, ValueError, TypeError):
+        return None  # not written by keyfob: a miss
+
+
+def _entry(f: dict[str, str]) -> tuple[Key, Entry]:
+    token = Token(
+        f["access_token"],
+        f["token_type"],
+        expires=float(f["expires"]) if "expires" in f else None,
+        issued=float(f["issued"]) if "issued" in f else None,
+        refresh_token=f.get("refresh_token"),
+        refresh_expires=float(f["refresh_expires"]) if "refresh_expires" in f else None,
+        scope=f.get("scope"),
+        refresh_ratio=float(f["refresh_ratio"]),
+    )
+    entry = Entry(
+        token,
+        fingerprint=f["fingerprint"],
+        label=f["label"],
+        identity_env=f["identity_env"],
+        identity_source=f["identity_source"],
+        leeway=float(f["leeway"]),
+        config_sig=f["config_sig"],
+        saved=float(f["saved"]),
+    )
+    return (f["provider"], f["account"]), entry
