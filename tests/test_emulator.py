@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
+import os
 import re
 import socket
 import threading
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import pytest
 
@@ -1155,6 +1157,7 @@ def test_config_toml_points_the_providers_here(lp: LocalProvider) -> None:
         "providers": {
             "inaturalist": {
                 "token_url": f"{u}/oauth/token",
+                "authorize_url": f"{u}/oauth/authorize",
                 "jwt_url": f"{u}/users/api_token",
                 "revoke_url": f"{u}/oauth/revoke",
                 "api_url": f"{u}/v1",
@@ -1193,3 +1196,307 @@ def test_without_demo_accounts_demo_credentials_are_refused() -> None:
         assert inat_token(provider).status == 401
         assert tw_token(provider).status == 403
         assert std_token(provider, {"grant_type": "client_credentials"}).status == 401
+
+
+# ------------------------------------------------------------------ iNaturalist browser login
+LOOPBACK = "http://127.0.0.1:53682/callback"
+
+
+def pkce() -> tuple[str, str]:
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorize(lp: LocalProvider, **overrides: str | None) -> Answer:
+    """GET /oauth/authorize without following the redirect."""
+    params = {
+        "response_type": "code",
+        "client_id": DEMO_INAT_APP_ID,
+        "redirect_uri": LOOPBACK,
+        "state": "s-123",
+        "code_challenge": pkce()[1],
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    connection = http.client.HTTPConnection(*lp.server_address, timeout=5)
+    try:
+        connection.request("GET", "/oauth/authorize?" + query)
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def location(answer: Answer) -> tuple[str, dict[str, str]]:
+    """The redirect's address without its query, and its query parameters."""
+    where = answer.headers["Location"]
+    parts = urlsplit(where)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}", dict(parse_qsl(parts.query))
+
+
+def inat_code(lp: LocalProvider, redirect_uri: str = LOOPBACK) -> tuple[str, str]:
+    """A fresh code (S256) and its verifier."""
+    verifier, challenge = pkce()
+    answer = authorize(lp, redirect_uri=redirect_uri, code_challenge=challenge)
+    assert answer.status == 302, answer.body
+    return location(answer)[1]["code"], verifier
+
+
+def redeem(lp: LocalProvider, code: str, verifier: str | None, **overrides: str | None) -> Answer:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": LOOPBACK,
+        "code_verifier": verifier,
+        "client_id": DEMO_INAT_APP_ID,
+        **overrides,
+    }
+    return call(
+        "POST", lp.url + "/oauth/token", form={k: v for k, v in form.items() if v is not None}
+    )
+
+
+def test_authorize_approves_as_the_demo_user_and_redirects_with_code_and_state(
+    lp: LocalProvider,
+) -> None:
+    answer = authorize(lp)
+    assert answer.status == 302
+    where, params = location(answer)
+    assert where == LOOPBACK
+    assert params["state"] == "s-123"
+    assert len(params["code"]) >= 32
+
+
+def test_authorize_accepts_any_loopback_port_for_the_demo_app(lp: LocalProvider) -> None:
+    answer = authorize(lp, redirect_uri="http://127.0.0.1:1234/other")
+    assert answer.status == 302
+    assert location(answer)[0] == "http://127.0.0.1:1234/other"
+
+
+@pytest.mark.parametrize("client_id", [None, "no-such-app"], ids=["missing", "unknown"])
+def test_authorize_with_an_unknown_client_is_a_400_page_not_a_redirect(
+    lp: LocalProvider, client_id: str | None
+) -> None:
+    answer = authorize(lp, client_id=client_id)
+    assert answer.status == 400
+    assert "Location" not in answer.headers
+    assert answer.headers.get_content_type() == "text/html"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://evil.example/callback",
+        "http://localhost:8080/callback",
+        "http://127.0.0.1.evil.example:8080/callback",
+        "http://127.0.0.1:8080/callback#frag",
+        "http://user@127.0.0.1:8080/callback",
+        "http://127.0.0.1/callback",
+        None,
+    ],
+    ids=["remote", "localhost", "look-alike", "fragment", "userinfo", "no-port", "missing"],
+)
+def test_authorize_never_redirects_to_a_non_loopback_uri(
+    lp: LocalProvider, redirect_uri: str | None
+) -> None:
+    answer = authorize(lp, redirect_uri=redirect_uri)
+    assert answer.status == 400
+    assert "Location" not in answer.headers
+
+
+def test_authorize_matches_a_registered_redirect_exactly() -> None:
+    with LocalProvider() as provider:
+        provider.add_inat_app("web-app", "web-secret-0123456789", "https://app.example/cb")
+        assert (
+            authorize(provider, client_id="web-app", redirect_uri="https://app.example/cb").status
+            == 302
+        )
+        assert (
+            authorize(provider, client_id="web-app", redirect_uri="https://app.example/cb2").status
+            == 400
+        )
+        assert authorize(provider, client_id="web-app", redirect_uri=LOOPBACK).status == 400
+
+
+def test_authorize_without_redirect_uri_uses_the_registered_one() -> None:
+    with LocalProvider() as provider:
+        provider.add_inat_app("web-app", "web-secret-0123456789", "https://app.example/cb")
+        answer = authorize(provider, client_id="web-app", redirect_uri=None)
+        assert location(answer)[0] == "https://app.example/cb"
+
+
+def test_authorize_lets_a_registered_loopback_redirect_change_only_its_port() -> None:
+    with LocalProvider() as provider:
+        provider.add_inat_app("cli-app", "cli-secret-0123456789", "http://127.0.0.1:8080/callback")
+        ok = authorize(provider, client_id="cli-app", redirect_uri="http://127.0.0.1:9999/callback")
+        assert ok.status == 302
+        other_path = authorize(
+            provider, client_id="cli-app", redirect_uri="http://127.0.0.1:8080/elsewhere"
+        )
+        assert other_path.status == 400
+
+
+def test_authorize_denied_redirects_with_access_denied_and_state() -> None:
+    with LocalProvider(inat_deny=True) as provider:
+        answer = authorize(provider)
+        assert answer.status == 302
+        params = location(answer)[1]
+        assert params["error"] == "access_denied"
+        assert params["state"] == "s-123"
+        assert "code" not in params
+
+
+def test_deny_authorizations_can_be_switched_on_and_off() -> None:
+    with LocalProvider() as provider:
+        provider.deny_authorizations()
+        assert location(authorize(provider))[1]["error"] == "access_denied"
+        provider.deny_authorizations(False)
+        assert "code" in location(authorize(provider))[1]
+
+
+def test_authorize_with_nobody_signed_in_shows_a_sign_in_page() -> None:
+    with LocalProvider(inat_authorize_as=None) as provider:
+        answer = authorize(provider)
+        assert answer.status == 200
+        assert "Location" not in answer.headers
+        assert b"Sign in" in answer.body
+
+
+def test_authorize_other_response_type_redirects_with_unsupported_response_type(
+    lp: LocalProvider,
+) -> None:
+    params = location(authorize(lp, response_type="token"))[1]
+    assert params["error"] == "unsupported_response_type"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_challenge_method": "S512"},
+        {"code_challenge": "short"},
+        {"code_challenge": None},
+    ],
+    ids=["method", "challenge-format", "method-without-challenge"],
+)
+def test_authorize_bad_pkce_redirects_with_invalid_request(
+    lp: LocalProvider, overrides: dict[str, str | None]
+) -> None:
+    params = location(authorize(lp, **overrides))[1]
+    assert params["error"] == "invalid_request"
+
+
+def test_authorize_unknown_scope_redirects_with_invalid_scope(lp: LocalProvider) -> None:
+    assert location(authorize(lp, scope="login admin"))[1]["error"] == "invalid_scope"
+
+
+def test_authorize_repeated_parameter_is_a_400_page(lp: LocalProvider) -> None:
+    connection = http.client.HTTPConnection(*lp.server_address, timeout=5)
+    try:
+        query = urlencode([("client_id", DEMO_INAT_APP_ID), ("client_id", DEMO_INAT_APP_ID)])
+        connection.request("GET", "/oauth/authorize?response_type=code&" + query)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 400
+        assert response.getheader("Location") is None
+    finally:
+        connection.close()
+
+
+def test_code_with_its_verifier_gives_an_oauth_token_that_trades_for_a_jwt(
+    lp: LocalProvider,
+) -> None:
+    code, verifier = inat_code(lp)
+    answer = redeem(lp, code, verifier)
+    assert answer.status == 200
+    body = answer.json()
+    assert body["token_type"] == "Bearer"
+    assert "expires_in" not in body
+    jwt = call("GET", lp.url + "/users/api_token", bearer=body["access_token"]).json()["api_token"]
+    assert jwt_parts(jwt)[1]["login"] == DEMO_INAT_USERNAME
+
+
+def test_code_with_app_secret_in_basic_auth_is_accepted(lp: LocalProvider) -> None:
+    code, verifier = inat_code(lp)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": LOOPBACK,
+        "code_verifier": verifier,
+    }
+    answer = call(
+        "POST",
+        lp.url + "/oauth/token",
+        form=form,
+        auth=(DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET),
+    )
+    assert answer.status == 200
+
+
+def test_code_with_a_wrong_app_secret_is_invalid_client(lp: LocalProvider) -> None:
+    code, verifier = inat_code(lp)
+    answer = redeem(lp, code, verifier, client_secret="wrong-secret")
+    assert (answer.status, answer.json()["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize("verifier", [None, "x" * 43], ids=["missing", "wrong"])
+def test_code_without_the_right_verifier_is_invalid_grant(
+    lp: LocalProvider, verifier: str | None
+) -> None:
+    code, _ = inat_code(lp)
+    answer = redeem(lp, code, verifier)
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_grant")
+
+
+def test_code_with_another_redirect_uri_is_invalid_grant(lp: LocalProvider) -> None:
+    code, verifier = inat_code(lp)
+    answer = redeem(lp, code, verifier, redirect_uri="http://127.0.0.1:1/callback")
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_grant")
+
+
+def test_code_of_another_app_is_invalid_grant() -> None:
+    with LocalProvider() as provider:
+        provider.add_inat_app("other-app", "other-secret-0123456789")
+        code, verifier = inat_code(provider)
+        answer = redeem(
+            provider, code, verifier, client_id="other-app", client_secret="other-secret-0123456789"
+        )
+        assert (answer.status, answer.json()["error"]) == (400, "invalid_grant")
+
+
+def test_replayed_code_is_refused_and_its_token_revoked(lp: LocalProvider) -> None:
+    code, verifier = inat_code(lp)
+    token = redeem(lp, code, verifier).json()["access_token"]
+    again = redeem(lp, code, verifier)
+    assert (again.status, again.json()["error"]) == (400, "invalid_grant")
+    assert not lp.is_active(token)
+
+
+def test_expired_code_is_invalid_grant() -> None:
+    with LocalProvider(inat_code_lifetime=0) as provider:
+        code, verifier = inat_code(provider)
+        answer = redeem(provider, code, verifier)
+        assert (answer.status, answer.json()["error"]) == (400, "invalid_grant")
+
+
+def test_code_without_pkce_needs_the_app_secret(lp: LocalProvider) -> None:
+    answer = authorize(lp, code_challenge=None, code_challenge_method=None)
+    code = location(answer)[1]["code"]
+    public = redeem(lp, code, None)
+    assert (public.status, public.json()["error"]) == (401, "invalid_client")
+    confidential = redeem(lp, code, None, client_secret=DEMO_INAT_APP_SECRET)
+    assert confidential.status == 200
+
+
+def test_plain_pkce_method_is_checked_too(lp: LocalProvider) -> None:
+    verifier = "v" * 50
+    answer = authorize(lp, code_challenge=verifier, code_challenge_method="plain")
+    code = location(answer)[1]["code"]
+    assert redeem(lp, code, "w" * 50).status == 400
+    assert redeem(lp, code, verifier).status == 200
+
+
+def test_code_grant_without_code_is_invalid_request(lp: LocalProvider) -> None:
+    answer = redeem(lp, "", "x" * 43)
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_request")

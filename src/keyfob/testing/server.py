@@ -2,8 +2,10 @@
 
 One HTTP server on 127.0.0.1 (ephemeral port) plays four providers at once:
 
-* iNaturalist: ``/oauth/token`` (password grant), ``/users/api_token`` (OAuth token -> JWT),
-  ``/v1/observations/<id>`` (private coordinates only with the owner's JWT), ``/oauth/revoke``;
+* iNaturalist: ``/oauth/authorize`` (auto-approved as a signed-in user, or denied, on
+  demand), ``/oauth/token`` (password and authorization-code grants, PKCE),
+  ``/users/api_token`` (OAuth token -> JWT), ``/v1/observations/<id>`` (private
+  coordinates only with the owner's JWT), ``/oauth/revoke``;
 * TreeSnap: ``/web-services/v1/refresh-tokens`` and ``/web-services/v1/my-observations``;
 * Twitter/X: ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
 * a plain OAuth2 server under ``/std`` (RFC 6749, 7009, 7662, 8414).
@@ -36,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 __all__ = [
     "DEMO_CLIENT_ID",
@@ -88,6 +90,8 @@ _ALNUM = string.ascii_letters + string.digits
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _OBSERVATION = re.compile(r"/v1/observations/([0-9]{1,18})")
+_PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1-4.2
+_INAT_SCOPES = frozenset({"login", "write"})
 _EXACT = [-84.123456, 35.654321]  # GeoJSON order: longitude, latitude
 _ROUNDED = [-84.1, 35.7]
 
@@ -324,6 +328,20 @@ class _StdRefresh:
 
 
 @dataclass
+class _InatCode:
+    """An authorization code of iNaturalist's ``/oauth/authorize`` (Doorkeeper)."""
+
+    app_id: str
+    redirect_uri: str
+    username: str
+    scope: str
+    challenge: str | None
+    method: str | None
+    expires_at: float
+    token: str | None = None  # the access token it was redeemed for (replay revokes it)
+
+
+@dataclass
 class _Fault:
     kind: str  # "fail" or one of GARBAGE_KINDS
     remaining: int
@@ -343,6 +361,7 @@ Route = Callable[[_Request], _Response]
 # --------------------------------------------------------------------------- HTTP plumbing
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # a fleet of cold clients connects at once (socketserver says 5)
 
     def __init__(self, address: tuple[str, int], provider: LocalProvider) -> None:
         self.provider = provider
@@ -449,6 +468,9 @@ class LocalProvider:
         treesnap_lifetime: int = 365 * 86400,
         rotate_refresh_tokens: bool = True,
         demo_accounts: bool = True,
+        inat_authorize_as: str | None = DEMO_INAT_USERNAME,
+        inat_deny: bool = False,
+        inat_code_lifetime: int = 60,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("LocalProvider only binds 127.0.0.1")
@@ -459,6 +481,12 @@ class LocalProvider:
         self.jwt_lifetime = jwt_lifetime
         self.treesnap_lifetime = treesnap_lifetime
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        #: iNaturalist's authorize endpoint approves at once as this signed-in user
+        #: (tests need no browser); None: nobody is signed in, it answers a sign-in page
+        self.inat_authorize_as = inat_authorize_as
+        #: the person clicks "Deny": the authorize endpoint redirects with access_denied
+        self.inat_deny = inat_deny
+        self.inat_code_lifetime = inat_code_lifetime
         #: exceptions raised inside request handlers (answered with 500); should stay empty
         self.errors: list[BaseException] = []
 
@@ -477,6 +505,8 @@ class LocalProvider:
 
         # iNaturalist
         self._inat_apps: dict[str, str] = {}
+        self._inat_redirects: dict[str, str | None] = {}  # app id -> registered redirect URI
+        self._inat_codes: dict[str, _InatCode] = {}
         self._inat_users: dict[str, str] = {}
         self._inat_user_ids: dict[str, int] = {DEMO_INAT_USERNAME: 1}
         self._inat_tokens: dict[str, str] = {}  # OAuth access token -> login
@@ -494,6 +524,7 @@ class LocalProvider:
         self._std_grants = 0
 
         self._routes: dict[str, dict[str, Route]] = {
+            "/oauth/authorize": {"GET": self._inat_authorize},
             "/oauth/token": {"POST": self._inat_token},
             "/users/api_token": {"GET": self._inat_api_token},
             "/oauth/revoke": {"POST": self._inat_revoke},
@@ -576,9 +607,18 @@ class LocalProvider:
                 self._connections.discard(connection)
 
     # ------------------------------------------------------------------ accounts
-    def add_inat_app(self, app_id: str, app_secret: str) -> None:
+    def add_inat_app(self, app_id: str, app_secret: str, redirect_uri: str | None = None) -> None:
+        """An iNaturalist app. ``redirect_uri``: the one it registered; a loopback one
+        (``http://127.0.0.1/...``) matches any port (RFC 8252 §7.3). None: a native app
+        that takes any loopback redirect, ``http://127.0.0.1:<any port>/<any path>``."""
         with self._lock:
             self._inat_apps[app_id] = app_secret
+            self._inat_redirects[app_id] = redirect_uri
+
+    def deny_authorizations(self, deny: bool = True) -> None:
+        """From now on the person denies (or, with False, approves) at ``/oauth/authorize``."""
+        with self._lock:
+            self.inat_deny = deny
 
     def add_inat_user(self, username: str, password: str) -> None:
         with self._lock:
@@ -738,6 +778,7 @@ class LocalProvider:
         return (
             "[providers.inaturalist]\n"
             f'token_url = "{u}/oauth/token"\n'
+            f'authorize_url = "{u}/oauth/authorize"\n'
             f'jwt_url = "{u}/users/api_token"\n'
             f'revoke_url = "{u}/oauth/revoke"\n'
             f'api_url = "{u}/v1"\n'
@@ -858,6 +899,8 @@ class LocalProvider:
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise _oauth_error(400, "invalid_request", "Missing required parameter: grant_type.")
+        if grant_type == "authorization_code":
+            return self._inat_code_grant(request, params)
         if grant_type != "password":
             raise _oauth_error(
                 400,
@@ -875,15 +918,173 @@ class LocalProvider:
         stored = self._inat_users.get(username)
         if stored is None or not hmac.compare_digest(stored, password):
             raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        return self._inat_issue(username, "write login")
+
+    def _inat_issue(self, username: str, scope: str) -> _Response:
+        """An OAuth access token as Doorkeeper answers it for iNaturalist: no expires_in."""
         token = secrets.token_urlsafe(32)
         self._inat_tokens[token] = username
         payload = {
             "access_token": token,
             "token_type": "Bearer",
-            "scope": "write login",
+            "scope": scope,
             "created_at": int(time.time()),
         }
         return _Response(200, payload, dict(_NO_STORE))
+
+    @staticmethod
+    def _inat_page(status: int, title: str, message: str) -> _Response:
+        page = (
+            "<!DOCTYPE html><html><head><title>iNaturalist</title></head><body>"
+            f"<h1>{title}</h1><p>{message}</p></body></html>"
+        )
+        return _Response(
+            status, raw=page.encode(), content_type="text/html; charset=utf-8", headers=_NO_STORE
+        )
+
+    def _inat_redirect_ok(self, app_id: str, redirect_uri: str) -> bool:
+        """Exact match with the registered URI, any port for a loopback one (RFC 8252
+        §7.3); without one registered, any http loopback URI. Never a look-alike."""
+        try:
+            asked = urlsplit(redirect_uri)
+            port = asked.port
+        except ValueError:
+            return False
+        if asked.fragment or asked.username or asked.password:
+            return False  # RFC 6749 §3.1.2: no fragment; no userinfo tricks
+        loopback = asked.scheme == "http" and asked.hostname in ("127.0.0.1", "::1")
+        registered = self._inat_redirects.get(app_id)
+        if registered is None:
+            return loopback and port is not None
+        if redirect_uri == registered:
+            return True
+        known = urlsplit(registered)
+        return (
+            loopback
+            and known.scheme == "http"
+            and known.hostname == asked.hostname
+            and (known.path, known.query) == (asked.path, asked.query)
+        )
+
+    def _inat_authorize(self, request: _Request) -> _Response:
+        """``GET /oauth/authorize``: errors about the client or the redirect URI are a
+        page (never a redirect there); the rest go back to the redirect URI."""
+        pairs = parse_qsl(request.query, keep_blank_values=True)
+        names = [name for name, _ in pairs]
+        if len(names) != len(set(names)):
+            return self._inat_page(400, "Bad request", "A parameter was given more than once.")
+        query = {name: value for name, value in pairs if value != ""}
+        app_id = query.get("client_id")
+        if app_id is None or app_id not in self._inat_apps:
+            return self._inat_page(
+                400, "An error has occurred", "Client authentication failed due to unknown client."
+            )
+        redirect_uri = query.get("redirect_uri") or self._inat_redirects.get(app_id)
+        if redirect_uri is None or not self._inat_redirect_ok(app_id, redirect_uri):
+            return self._inat_page(
+                400, "An error has occurred", "The redirect uri included is not valid."
+            )
+        state = query.get("state")
+
+        def back(**params: str) -> _Response:
+            if state is not None:
+                params["state"] = state
+            separator = "&" if urlsplit(redirect_uri).query else "?"
+            location = redirect_uri + separator + urlencode(params)
+            return _Response(302, headers={"Location": location, **_NO_STORE})
+
+        if query.get("response_type") != "code":
+            return back(
+                error="unsupported_response_type",
+                error_description="The authorization server does not support this response type.",
+            )
+        challenge = query.get("code_challenge")
+        method = query.get("code_challenge_method")
+        if challenge is None and method is not None:
+            return back(error="invalid_request", error_description="Missing code_challenge.")
+        if challenge is not None:
+            method = method or "plain"  # RFC 7636 §4.3
+            if method not in ("S256", "plain") or not _PKCE.fullmatch(challenge):
+                return back(
+                    error="invalid_request",
+                    error_description="The code challenge or its method is invalid.",
+                )
+        scope = query.get("scope") or "login"
+        if not set(scope.split(" ")) <= _INAT_SCOPES:
+            return back(
+                error="invalid_scope",
+                error_description="The requested scope is invalid, unknown, or malformed.",
+            )
+        username = self.inat_authorize_as
+        if username is None:
+            return self._inat_page(200, "Sign in", "Sign in to iNaturalist to continue.")
+        if self.inat_deny:
+            return back(
+                error="access_denied",
+                error_description="The resource owner denied the request.",
+            )
+        code = secrets.token_urlsafe(32)
+        self._inat_codes[code] = _InatCode(
+            app_id=app_id,
+            redirect_uri=redirect_uri,
+            username=username,
+            scope=scope,
+            challenge=challenge,
+            method=method if challenge is not None else None,
+            expires_at=time.time() + self.inat_code_lifetime,
+        )
+        self._issued.add(code)
+        return back(code=code)
+
+    def _inat_code_grant(self, request: _Request, params: dict[str, str]) -> _Response:
+        """The authorization-code grant: client by Basic or body; its secret may be left
+        out only when the authorization used PKCE; codes are single-use."""
+        try:
+            basic = request.basic()
+        except ValueError:
+            raise _oauth_error(401, "invalid_client", _INAT_INVALID_CLIENT) from None
+        body_id, body_secret = params.get("client_id"), params.get("client_secret")
+        app_id: str | None
+        app_secret: str | None
+        if basic is not None:
+            if body_secret is not None or (body_id is not None and body_id != basic[0]):
+                raise _oauth_error(401, "invalid_client", _INAT_INVALID_CLIENT)
+            app_id, app_secret = basic[0], basic[1] or None
+        else:
+            app_id, app_secret = body_id, body_secret
+        known = self._inat_apps.get(app_id or "")
+        if known is None or (app_secret and not hmac.compare_digest(known, app_secret)):
+            raise _oauth_error(401, "invalid_client", _INAT_INVALID_CLIENT)
+        code = params.get("code")
+        if code is None:
+            raise _oauth_error(400, "invalid_request", "Missing required parameter: code.")
+        grant = self._inat_codes.get(code)
+        if grant is None or grant.app_id != app_id:
+            raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        if grant.token is not None:
+            # Used before: refused, and what it gave is revoked (RFC 6749 §4.1.2).
+            self.revoke(grant.token)
+            raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        if grant.expires_at <= time.time():
+            del self._inat_codes[code]
+            raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        if app_secret is None and grant.challenge is None:
+            raise _oauth_error(401, "invalid_client", _INAT_INVALID_CLIENT)
+        if params.get("redirect_uri") != grant.redirect_uri:
+            raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        if grant.challenge is not None:
+            verifier = params.get("code_verifier")
+            if verifier is None or not _PKCE.fullmatch(verifier):
+                raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+            if grant.method == "S256":
+                derived = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+            else:
+                derived = verifier
+            if not hmac.compare_digest(derived.encode(), grant.challenge.encode()):
+                raise _oauth_error(400, "invalid_grant", _INAT_INVALID_GRANT)
+        response = self._inat_issue(grant.username, grant.scope)
+        grant.token = response.payload["access_token"]
+        return response
 
     def _inat_api_token(self, request: _Request) -> _Response:
         token = request.bearer()
