@@ -9,6 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Real servers the tests run against: a missing one fails the run under CI.
 bash scripts/setup-oidc.sh          # npm oidc-provider, pinned by tests/oidc/package-lock.json
+bash scripts/setup-keyring.sh       # apt: gnome-keyring, dbus (a real Secret Service)
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

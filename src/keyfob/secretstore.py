@@ -125,6 +125,8 @@ def _storage_error(exc: BaseException, what: str) -> StorageError:
         message = "the keyring's unlock prompt was dismissed"
     elif name == "NoKeyringError":
         message = "no keyring backend is available"
+    elif isinstance(exc, TimeoutError):  # secretstorage: a D-Bus bus that never answers
+        message = "the keyring did not answer in time"
     else:
         message = f"the keyring refused ({name})"
     err = StorageError(f"{message} ({what})", hint=UNLOCK_HINT)
@@ -164,8 +166,20 @@ class KeyringStore:
         _bounded(delete, self._timeout, f"removing {name} of {service}")
 
     def describe(self) -> str:
-        cls = type(self._backend)
-        return f"keyring ({cls.__module__}.{cls.__name__})"
+        # keyring's chainer (several backends installed) says nothing by its own
+        # name: name the backends it holds, the one written to first. Listing them
+        # asks each backend again (SecretService: a D-Bus call), so bounded too.
+        backends: list[object] = [self._backend]
+        if hasattr(type(self._backend), "backends"):
+            with contextlib.suppress(StorageError):
+                chained = _bounded(
+                    lambda: list(self._backend.backends),  # type: ignore[attr-defined]
+                    self._timeout,
+                    "listing the keyring's backends",
+                )
+                backends = chained or backends
+        names = [f"{type(b).__module__}.{type(b).__name__}" for b in backends]
+        return f"keyring ({', then '.join(names)})"
 
 
 # -- the file fallback ---------------------------------------------------------
