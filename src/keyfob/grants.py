@@ -418,9 +418,8 @@ def browser_login(
     if problem is not None:
         yield Finish(ok=False, message=problem.message)
         raise problem
-    yield Finish(ok=True, message="You are logged in. You can close this tab.")
-    return (
-        yield from authorization_code(
+    try:
+        token = yield from authorization_code(
             token_url,
             params["code"],
             redirect_uri=bound,
@@ -430,7 +429,11 @@ def browser_login(
             client_auth=client_auth,
             clock=clock,
         )
-    )
+    except KeyfobError as exc:  # the code was refused (replayed, expired): the tab says so
+        yield Finish(ok=False, message=exc.message)
+        raise
+    yield Finish(ok=True, message="You are logged in. You can close this tab.")
+    return token
 
 
 def _callback_problem(

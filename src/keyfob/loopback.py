@@ -48,6 +48,8 @@ class Listener:
         self._callbacks: queue.Queue[dict[str, str]] = queue.Queue()
         self._verdict: queue.Queue[tuple[bool, str]] = queue.Queue()
         self._taken = threading.Lock()
+        self._answered = False
+        self._served = threading.Event()  # the tab has its page
         self._verdict_timeout = verdict_timeout
         listener = self
 
@@ -94,7 +96,12 @@ class Listener:
             ok, message = self._verdict.get(timeout=self._verdict_timeout)
         except queue.Empty:
             ok, message = False, "keyfob stopped waiting for this login."
-        self._page(request, 200 if ok else 400, ok, "Logged in" if ok else "Login failed", message)
+        try:
+            self._page(
+                request, 200 if ok else 400, ok, "Logged in" if ok else "Login failed", message
+            )
+        finally:
+            self._served.set()
 
     @staticmethod
     def _page(
@@ -121,9 +128,16 @@ class Listener:
             return None
 
     def answer(self, ok: bool, message: str) -> None:
+        self._answered = True
         self._verdict.put((ok, message))
 
     def close(self) -> None:
+        # A tab that brought the callback gets its page before the process may exit
+        # (its handler is a daemon thread): the verdict, or that keyfob stopped.
+        if self._taken.locked():
+            if not self._answered:
+                self.answer(False, "keyfob stopped before this login was finished.")
+            self._served.wait(timeout=5)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

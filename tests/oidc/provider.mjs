@@ -13,6 +13,7 @@
 //   ISSUER_HOST              host name put in the issuer (default HOST), e.g. localhost
 //   ACCESS_TOKEN_TTL         seconds, for access tokens from code/refresh/device (default 3600)
 //   CLIENT_CREDENTIALS_TTL   seconds, for client_credentials tokens (default 600)
+//   DEVICE_CODE_TTL          seconds a device code (RFC 8628) lives (default 600)
 //   RT_REQUIRE_OFFLINE=1     use the library default refresh-token policy
 //                            (needs scope offline_access + prompt=consent); otherwise a
 //                            refresh token is issued whenever the client may use refresh_token
@@ -26,6 +27,7 @@ const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.env.PORT ?? 9090);
 const AT_TTL = Number(process.env.ACCESS_TOKEN_TTL || 3600);
 const CC_TTL = Number(process.env.CLIENT_CREDENTIALS_TTL || 600);
+const DEVICE_TTL = Number(process.env.DEVICE_CODE_TTL || 600);
 
 // Resource servers (RFC 8707 resource indicators). Only these produce JWT access tokens;
 // without a `resource` parameter the provider issues opaque tokens.
@@ -121,7 +123,7 @@ const configuration = {
     AccessToken: AT_TTL,
     ClientCredentials: CC_TTL,
     AuthorizationCode: 60,
-    DeviceCode: 600,
+    DeviceCode: DEVICE_TTL,
     IdToken: 3600,
     RefreshToken: 14 * 24 * 3600,
     Interaction: 3600,
