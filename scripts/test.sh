@@ -10,6 +10,8 @@ PY=${PYTHON:-python3}
 # Real servers the tests run against: a missing one fails the run under CI.
 bash scripts/setup-oidc.sh          # npm oidc-provider, pinned by tests/oidc/package-lock.json
 bash scripts/setup-keyring.sh       # apt: gnome-keyring, dbus (a real Secret Service)
+bash scripts/setup-redis.sh         # apt: redis-server (the shared cache for fleets)
+bash scripts/setup-browser.sh       # apt: chromium; npm: playwright-core (browser logins)
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

@@ -165,7 +165,7 @@ def test_authorize_url_carries_s256_challenge_of_the_verifier_sent_for_the_token
     assert request.form["grant_type"] == "authorization_code"
     assert request.form["redirect_uri"] == login.authorize["redirect_uri"] == BOUND
     assert login.flow.send(answer(200, {"access_token": "at-1", "expires_in": 60})) == Finish(
-        ok=True, message="You are logged in. You can close this tab."
+        ok=True, message="You are logged in, and keyfob has the tokens."
     )
     with pytest.raises(StopIteration) as done:
         login.flow.send(None)

@@ -60,6 +60,12 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     cache_url = env.get("KEYFOB_CACHE_URL") or cache.get("url")
     if cache_url is not None and not isinstance(cache_url, str):
         raise ConfigError(f"{path}: [cache] url must be a string")
+    if cache_url and not cache_url.startswith(("redis://", "rediss://")):
+        # Here, not when the cache opens: the broker turns cache failures into warnings.
+        raise ConfigError(
+            f"the cache URL {safe_url(cache_url)} is not a redis:// or rediss:// URL",
+            hint=f"fix [cache] url in {path}, or KEYFOB_CACHE_URL",
+        )
 
     timeout = env.get("KEYFOB_TIMEOUT") or http.get("timeout", HttpSettings.timeout)
     http_settings = HttpSettings(

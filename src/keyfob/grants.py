@@ -432,7 +432,7 @@ def browser_login(
     except KeyfobError as exc:  # the code was refused (replayed, expired): the tab says so
         yield Finish(ok=False, message=exc.message)
         raise
-    yield Finish(ok=True, message="You are logged in. You can close this tab.")
+    yield Finish(ok=True, message="You are logged in, and keyfob has the tokens.")
     return token
 
 

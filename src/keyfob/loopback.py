@@ -215,7 +215,7 @@ class Terminal:
                 continue
         raise InvalidCredentials(
             f"no answer from the browser within {timeout:g} s; the login timed out",
-            hint="start the login again (`--timeout SECONDS` gives more time)",
+            hint="start the login again; `--timeout SECONDS` gives more time",
         )
 
     def _read_paste(self, into: queue.Queue[dict[str, str]]) -> None:

@@ -108,13 +108,21 @@ class RedisCache:
         self._warn = on_warning or (lambda message: None)
         self._warned = False
         self._down_until: float | None = None
+        options: dict[str, object] = {}
+        try:  # redis-py >= 7 asks every server for these on connect: one round trip less
+            from redis.maint_notifications import MaintNotificationsConfig
+
+            options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+        except ImportError:
+            pass
         try:
             self._redis = redis.Redis.from_url(
                 url,
                 decode_responses=True,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
+                retry=Retry(NoBackoff(), 0),  # down is down: the local cache answers
+                **options,
             )
         except ValueError:
             raise ConfigError(
@@ -210,6 +218,10 @@ class RedisCache:
 
     def describe(self) -> str:
         return f"{self.where} (Redis), in front of it {self.local.describe()}"
+
+    def close(self) -> None:
+        """Close the connections to Redis (a later call opens them again)."""
+        self._redis.close()
 
     # -- reading and writing -------------------------------------------------------
 

@@ -1,0 +1,668 @@
+"""The Redis cache, against a real ``redis-server`` on loopback.
+
+Each test module run starts its own server on a free port (no saving, no
+append-only file) and stops it by PID. ``redis-server`` missing: the tests are
+skipped, or fail when ``CI`` is set (``scripts/setup-redis.sh`` installs it).
+
+"Machines" are processes with separate ``KEYFOB_HOME`` folders (so separate
+SQLite caches and file locks) that share one Redis through ``KEYFOB_CACHE_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import keyfob
+from keyfob import broker
+from keyfob.cache import Entry, Key
+from keyfob.cache.base import Cache
+from keyfob.cache.memory import MemoryCache
+from keyfob.cache.redis import RedisCache, key_hash
+from keyfob.cache.sqlite import SQLiteCache
+from keyfob.errors import ConfigError
+from keyfob.testing import LocalProvider
+from keyfob.token import Token, TokenState
+from test_cache_contract import CacheContract, assert_same_entry, full_entry
+
+KEY: Key = ("local", "")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One ``redis-server`` process; ``stop`` and ``start`` again keep the port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.redis = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.redis.ping():
+                    break
+            except redis.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer PING on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.redis.close()
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return self.redis
+
+    def commands(self) -> int:
+        """Commands processed so far; the INFO that asks counts one."""
+        return int(self.redis.info("stats")["total_commands_processed"])
+
+
+def need_redis_server() -> None:
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed (run scripts/setup-redis.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    need_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(shared_server: RedisServer) -> Iterator[RedisServer]:
+    """The module's server, emptied for each test."""
+    shared_server.redis.flushall()
+    yield shared_server
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test alone, which it may stop and start again."""
+    need_redis_server()
+    server = RedisServer(tmp_path / "redis")
+    server.folder.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+_OPEN: list[RedisCache] = []
+_BROKERS: list[broker.Broker] = []
+
+
+def redis_cache(url: str, *, local: Cache, **options: Any) -> RedisCache:
+    """A RedisCache that is closed after the test."""
+    cache = RedisCache(url, local=local, **options)
+    _OPEN.append(cache)
+    return cache
+
+
+def machine(cache: RedisCache) -> broker.Broker:
+    """A broker of its own (another machine), closed after the test."""
+    b = broker.Broker(cache=cache)
+    _BROKERS.append(b)
+    return b
+
+
+@pytest.fixture(autouse=True)
+def close_caches() -> Iterator[None]:
+    yield
+    while _BROKERS:
+        _BROKERS.pop().transport.close()
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+class NullCache:
+    """A local copy that keeps nothing: every read goes to Redis."""
+
+    def get(self, key: Key) -> Entry | None:
+        return None
+
+    def put(self, key: Key, entry: Entry) -> None:
+        pass
+
+    def delete(self, key: Key) -> None:
+        pass
+
+    def lock(self, key: Key) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def entries(self) -> Iterator[tuple[Key, Entry]]:
+        yield from ()
+
+    def describe(self) -> str:
+        return "nothing"
+
+
+# -- the contract, twice: with the SQLite copy in front, and Redis alone ------------
+
+
+class TestRedisCache(CacheContract):
+    @pytest.fixture
+    def cache(self, tmp_path: Path, server: RedisServer) -> Cache:
+        return redis_cache(server.url, local=SQLiteCache(str(tmp_path / "cache")))
+
+
+class TestRedisCacheWithoutLocalCopy(CacheContract):
+    @pytest.fixture
+    def cache(self, server: RedisServer) -> Cache:
+        return redis_cache(server.url, local=NullCache())
+
+
+# -- what is in Redis ----------------------------------------------------------------
+
+
+def entry_expiring(access: float, refresh: float | None, name: str = "access-1") -> Entry:
+    now = time.time()
+    token = Token(
+        f"token-{name}",
+        expires=now + access,
+        issued=now,
+        refresh_token=f"refresh-{name}" if refresh is not None else None,
+        refresh_expires=now + refresh if refresh else None,
+    )
+    return Entry(token, fingerprint="f" * 32, saved=now)
+
+
+def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
+    server: RedisServer,
+) -> None:
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
+    client = server.client()
+    h = key_hash(KEY)
+    assert abs(client.ttl(f"keyfob:token:{h}") - 600) <= 2
+    assert abs(client.ttl(f"keyfob:refresh:{h}") - 86400) <= 2
+
+
+def test_a_token_that_never_expires_has_no_ttl(server: RedisServer) -> None:
+    cache = redis_cache(server.url, local=NullCache())
+    cache.put(KEY, Entry(Token("never-expiring-token"), saved=time.time()))
+    assert server.client().ttl(f"keyfob:token:{key_hash(KEY)}") == -1
+
+
+def test_a_refresh_token_without_expiry_has_no_ttl(server: RedisServer) -> None:
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 0))
+    assert server.client().ttl(f"keyfob:refresh:{key_hash(KEY)}") == -1
+
+
+def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
+    cache = redis_cache(server.url, local=NullCache())
+    cache.put(("local", "alice@example.org"), full_entry())
+    with cache.lock(("local", "alice@example.org")):
+        keys = set(server.client().keys("*"))
+    h = key_hash(("local", "alice@example.org"))
+    assert keys == {f"keyfob:token:{h}", f"keyfob:refresh:{h}", f"keyfob:lock:{h}"}
+
+
+def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
+    server: RedisServer,
+) -> None:
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
+    client = server.client()
+    h = key_hash(KEY)
+    assert "refresh_token" not in client.hgetall(f"keyfob:token:{h}")
+    assert "access_token" not in client.hgetall(f"keyfob:refresh:{h}")
+
+
+def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) -> None:
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
+    server.client().delete(f"keyfob:token:{key_hash(KEY)}")  # as its TTL would
+
+    got = redis_cache(server.url, local=NullCache()).get(KEY)
+
+    assert got is not None
+    assert got.token.refresh_token == "refresh-access-1"
+    assert got.token.state() is TokenState.EXPIRED
+    assert got.fingerprint == "f" * 32
+
+
+def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    a = redis_cache(server.url, local=SQLiteCache(str(tmp_path / "a")))
+    b = redis_cache(server.url, local=SQLiteCache(str(tmp_path / "b")))
+    old = entry_expiring(600, 86400, "old")
+    a.put(KEY, old)
+    b.put(KEY, entry_expiring(600, 86400, "new"))
+
+    old.token = old.token.replace(expires=time.time() - 1)  # what the broker does on a 401
+    a.put(KEY, old)
+
+    got = a.get(KEY)
+    assert got is not None and got.token.access_token == "token-new"
+
+
+def test_dropping_a_refused_token_keeps_its_refresh_token(server: RedisServer) -> None:
+    cache = redis_cache(server.url, local=NullCache())
+    entry = entry_expiring(600, 86400)
+    cache.put(KEY, entry)
+    entry.token = entry.token.replace(expires=time.time() - 1)
+    cache.put(KEY, entry)
+
+    got = cache.get(KEY)
+    assert got is not None
+    assert got.token.state() is TokenState.EXPIRED
+    assert got.token.refresh_token == "refresh-access-1"
+
+
+def test_a_miss_in_the_local_copy_is_read_from_redis_and_copied(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    redis_cache(server.url, local=NullCache()).put(KEY, full_entry())
+    local = SQLiteCache(str(tmp_path / "cache"))
+
+    assert_same_entry(redis_cache(server.url, local=local).get(KEY), full_entry())
+    assert_same_entry(local.get(KEY), full_entry())
+
+
+def test_fresh_token_in_the_local_copy_is_served_without_a_redis_round_trip(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    local = SQLiteCache(str(tmp_path / "cache"))
+    redis_cache(server.url, local=local).put(KEY, full_entry())
+    cache = redis_cache(server.url, local=local)
+
+    idle = -server.commands() + server.commands()
+    before = server.commands()
+    got = cache.get(KEY)
+    after = server.commands()
+
+    assert_same_entry(got, full_entry())
+    assert after - before == idle
+
+
+def test_stale_token_in_the_local_copy_is_looked_up_in_redis(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    local = SQLiteCache(str(tmp_path / "cache"))
+    stale = entry_expiring(30, 86400, "stale")
+    stale.token = stale.token.replace(issued=None)  # 30 s left of unknown life: STALE
+    assert stale.token.state() is TokenState.STALE
+    local.put(KEY, stale)
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "fresh"))
+
+    got = redis_cache(server.url, local=local).get(KEY)
+
+    assert got is not None and got.token.access_token == "token-fresh"
+
+
+def test_describe_names_the_server_but_never_its_password(no_secret_leaks) -> None:
+    no_secret_leaks.plant("hunter2-redis-password")
+    cache = redis_cache("redis://:hunter2-redis-password@127.0.0.1:6390/2", local=MemoryCache())
+    no_secret_leaks.add("describe", cache.describe())
+    assert "redis://127.0.0.1:6390" in cache.describe()
+
+
+def test_other_cache_schemes_are_a_config_error(no_secret_leaks) -> None:
+    no_secret_leaks.plant("hunter2-memcached-password")
+    with pytest.raises(ConfigError) as caught:
+        RedisCache("memcached://user:hunter2-memcached-password@127.0.0.1/", local=MemoryCache())
+    no_secret_leaks.add("ConfigError", str(caught.value))
+
+
+# -- Redis down ------------------------------------------------------------------------
+
+
+def test_redis_down_is_one_warning_without_the_password(no_secret_leaks) -> None:
+    no_secret_leaks.plant("hunter2-redis-password")
+    port = free_port()  # nothing listens there
+    warnings: list[str] = []
+    cache = redis_cache(
+        f"redis://:hunter2-redis-password@127.0.0.1:{port}/0",
+        local=MemoryCache(),
+        on_warning=warnings.append,
+        retry_after=0,
+    )
+    cache.put(KEY, full_entry())
+    with cache.lock(KEY):
+        got = cache.get(KEY)
+    cache.delete(KEY)
+    list(cache.entries())
+
+    for text in warnings:
+        no_secret_leaks.add("warning", text)
+    assert warnings == [
+        f"the shared cache at redis://127.0.0.1:{port} is down; getting tokens from the provider"
+    ]
+    assert_same_entry(got, full_entry())  # from the local copy
+
+
+def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
+    configured: LocalProvider, own_server: RedisServer, home: Path
+) -> None:
+    warnings: list[str] = []
+    cache = redis_cache(
+        own_server.url,
+        local=SQLiteCache(str(home / "cache")),
+        on_warning=warnings.append,
+        retry_after=0.2,
+    )
+    b = machine(cache)
+    token_key = f"keyfob:token:{key_hash(KEY)}"
+    first = b.get_token("local")
+    assert own_server.client().hget(token_key, "access_token") == first.access_token
+
+    own_server.stop()
+    during = [b.get_token("local", refresh=True) for _ in range(2)]
+
+    assert configured.count("/std/token") == 3
+    assert all(configured.is_active(t.access_token) for t in during)
+    assert len(warnings) == 1 and "is down" in warnings[0]
+
+    own_server.start()  # same port, empty
+    time.sleep(0.3)  # past retry_after: the next call tries Redis again
+    after = b.get_token("local", refresh=True)
+
+    assert own_server.client().hget(token_key, "access_token") == after.access_token
+    assert len(warnings) == 1
+
+
+# -- the lock --------------------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from keyfob.cache.memory import MemoryCache
+    from keyfob.cache.redis import RedisCache
+
+    url, ready, lease = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+    cache = RedisCache(url, local=MemoryCache(), lease=lease)
+    with cache.lock(("local", "")):
+        ready.touch()
+        time.sleep(120)
+    """
+)
+
+
+def test_a_lock_holder_killed_with_sigkill_frees_the_lock_after_its_lease(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [sys.executable, str(script), server.url, str(ready), "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert holder.poll() is None, holder.stderr.read() if holder.stderr else ""
+            assert time.monotonic() < deadline, "the holder never took the lock"
+            time.sleep(0.01)
+        warnings: list[str] = []
+        impatient = redis_cache(server.url, local=MemoryCache(), on_warning=warnings.append, wait=3)
+        with impatient.lock(KEY) as held:  # longer than the lease: the holder renews it
+            assert held is None
+        assert len(warnings) == 1 and "going on without it" in warnings[0]
+
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        patient = redis_cache(server.url, local=MemoryCache(), on_warning=warnings.append, wait=30)
+        with patient.lock(KEY) as held:
+            assert held is not None
+        assert len(warnings) == 1
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+        if holder.stderr:
+            holder.stderr.close()
+
+
+# -- through the broker ----------------------------------------------------------------
+
+
+@pytest.fixture
+def shared(
+    configured: LocalProvider, server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> LocalProvider:
+    monkeypatch.setenv("KEYFOB_CACHE_URL", server.url)
+    broker.reset()
+    return configured
+
+
+def test_broker_uses_redis_when_a_cache_url_is_configured(
+    shared: LocalProvider, server: RedisServer
+) -> None:
+    token = keyfob.get_token("local")
+    client = server.client()
+    assert client.hget(f"keyfob:token:{key_hash(KEY)}", "access_token") == token.access_token
+    assert f"127.0.0.1:{server.port}" in broker.default().cache.describe()
+
+
+def test_broker_refuses_a_cache_url_that_is_not_redis(
+    configured: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
+) -> None:
+    no_secret_leaks.plant("hunter2-cache-password")
+    monkeypatch.setenv("KEYFOB_CACHE_URL", "memcached://:hunter2-cache-password@127.0.0.1/")
+    broker.reset()
+    with pytest.raises(ConfigError) as caught:
+        keyfob.get_token("local")
+    no_secret_leaks.add("ConfigError", str(caught.value))
+    assert "memcached://127.0.0.1" in str(caught.value)
+
+
+def test_second_machine_reuses_the_shared_token(
+    shared: LocalProvider, tmp_path: Path, server: RedisServer
+) -> None:
+    first = keyfob.get_token("local")
+    other = machine(redis_cache(server.url, local=SQLiteCache(str(tmp_path / "other-machine"))))
+
+    assert other.get_token("local").access_token == first.access_token
+    assert shared.count("/std/token") == 1
+
+
+def test_after_a_401_a_machine_takes_the_newer_token_from_redis(
+    shared: LocalProvider, tmp_path: Path, server: RedisServer
+) -> None:
+    a = machine(redis_cache(server.url, local=SQLiteCache(str(tmp_path / "a"))))
+    b = machine(redis_cache(server.url, local=SQLiteCache(str(tmp_path / "b"))))
+    old = a.get_token("local")
+    new = b.get_token("local", refresh=True)
+    assert new.access_token != old.access_token
+    shared.revoke(old.access_token)
+    requests = shared.count("/std/token")
+
+    a.invalidate("local", old)  # what the adapters do on a 401
+    again = a.get_token("local")
+
+    assert again.access_token == new.access_token
+    assert shared.count("/std/token") == requests
+
+
+def test_valid_token_in_the_local_copy_needs_no_redis_round_trip(
+    shared: LocalProvider, server: RedisServer
+) -> None:
+    first = keyfob.get_token("local")
+    broker.reset()  # a new process: nothing in memory, the local SQLite copy on disk
+
+    idle = -server.commands() + server.commands()
+    before = server.commands()
+    again = keyfob.get_token("local")
+    after = server.commands()
+
+    assert again.access_token == first.access_token
+    assert after - before == idle
+
+
+def test_command_line_fast_path_answers_from_the_local_copy_with_redis_configured(
+    shared: LocalProvider, server: RedisServer, cli
+) -> None:
+    first = keyfob.get_token("local")
+    idle = -server.commands() + server.commands()
+    before = server.commands()
+    done = cli("token", "local")
+    after = server.commands()
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == first.access_token
+    assert after - before == idle
+
+
+# -- a fleet: processes with separate homes, one Redis -------------------------------
+
+PROCESSES = 3
+THREADS = 8
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    from pathlib import Path
+
+    import httpx, redis  # the heavy imports before the start: the race is about tokens
+    import keyfob
+    from keyfob import broker
+
+    threads, ready, start = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    broker.default().cache
+    barrier = threading.Barrier(threads)
+    tokens, errors = [], []
+
+    def ask():
+        try:
+            barrier.wait()
+            tokens.append(keyfob.get_token("local").access_token)
+        except BaseException as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=ask) for _ in range(threads)]
+    ready.touch()
+    while not start.exists():
+        time.sleep(0.002)
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    print(json.dumps({"tokens": tokens, "errors": errors}))
+    """
+)
+
+
+def race_machines(
+    local: LocalProvider, tmp_path: Path, no_secret_leaks, cache_url: str | None
+) -> list[str]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    start = tmp_path / "start"
+    workers = []
+    ready = []
+    for i in range(PROCESSES):
+        home = tmp_path / f"machine-{i}"
+        home.mkdir()
+        (home / "config.toml").write_text(local.config_toml())
+        env = {**os.environ, "KEYFOB_HOME": str(home)}
+        env.pop("KEYFOB_CACHE_URL", None)
+        if cache_url:
+            env["KEYFOB_CACHE_URL"] = cache_url
+        ready.append(tmp_path / f"ready-{i}")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(THREADS), str(ready[-1]), str(start)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline, "the workers never got ready"
+            assert all(w.poll() is None for w in workers), "a worker died before the start"
+            time.sleep(0.01)
+        start.touch()
+        tokens: list[str] = []
+        for w in workers:
+            out, err = w.communicate(timeout=60)
+            no_secret_leaks.add("stderr of a fleet worker", err)
+            assert w.returncode == 0, err[-2000:]
+            result = json.loads(out)
+            assert result["errors"] == []
+            tokens.extend(result["tokens"])
+        return tokens
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+
+
+def test_machines_sharing_redis_from_cold_make_one_token_request(
+    configured: LocalProvider, server: RedisServer, tmp_path: Path, no_secret_leaks
+) -> None:
+    configured.delay("/std/token", 0.2)  # the race stays open while the first one asks
+    tokens = race_machines(configured, tmp_path, no_secret_leaks, server.url)
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+
+
+def test_machines_without_redis_each_ask_for_their_own_token(
+    configured: LocalProvider, tmp_path: Path, no_secret_leaks
+) -> None:
+    # Shows the test above can fail: separate homes share no file lock and no cache.
+    configured.delay("/std/token", 0.2)
+    tokens = race_machines(configured, tmp_path, no_secret_leaks, None)
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") == PROCESSES
