@@ -288,11 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
-    except click.Abort:
-        _say("keyfob: aborted")
-        return 130
-    except KeyboardInterrupt:
-        _say("keyfob: interrupted")
+    except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        _say("\nkeyfob: interrupted")
         return 130
     except Exception as exc:
         if debug:
