@@ -493,13 +493,6 @@ def test_unusable_keyring_is_a_one_line_error_and_no_file(
     assert not (Path(env["XDG_DATA_HOME"]) / "python_keyring").exists()  # nor keyrings.alt's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secretstorage gives up on a silent bus after 1 s (TimeoutError); keyring then "
-    "drops SecretService without a word and picks keyrings.alt's PlaintextKeyring (without "
-    "keyrings.alt: no backend, so keyfob's own file): secrets silently leave the Secret "
-    "Service; open_store would have to probe the Secret Service itself to tell",
-)
 def test_bus_that_never_answers_is_an_error_not_another_backend(
     env: dict[str, str],
     secrets_env: dict[str, str],

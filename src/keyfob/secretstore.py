@@ -285,6 +285,8 @@ def open_store(environ: Mapping[str, str] | None = None) -> SecretStore:
         return keyring.get_keyring()
 
     kr = _bounded(backend, timeout, "opening the keyring")
+    if env.get("DBUS_SESSION_BUS_ADDRESS") and not env.get("PYTHON_KEYRING_BACKEND"):
+        _check_secret_service(kr, timeout)
     if _is_missing(kr):
         if choice == "keyring":
             raise StorageError(
@@ -293,6 +295,40 @@ def open_store(environ: Mapping[str, str] | None = None) -> SecretStore:
             )
         return FileStore(secrets_file(), announce=True)
     return KeyringStore(kr, timeout)
+
+
+def _check_secret_service(chosen: object, timeout: float) -> None:
+    """A Secret Service on the session bus that never answers is an error.
+
+    python-keyring asks the Secret Service whether it is there; when the bus
+    never answers, it gives up after a second and silently picks the next
+    backend (a plain file, with keyrings.alt), or none. keyfob asks the same
+    question itself: not there is fine, no answer is a StorageError.
+    """
+
+    def ask() -> object:
+        # A chainer lists its backends by asking each again: inside the time bound.
+        backends = getattr(chosen, "backends", None) or [chosen]
+        if any(type(b).__module__ == "keyring.backends.SecretService" for b in backends):
+            return None  # keyring found it answering
+        try:
+            from keyring.backends import SecretService
+        except ImportError:
+            return None
+        try:
+            return SecretService.Keyring.priority
+        except TimeoutError as exc:
+            return exc
+        except Exception:
+            return None  # not running, not installed: no Secret Service here
+
+    answer = _bounded(ask, timeout, "asking the Secret Service whether it is there")
+    if isinstance(answer, TimeoutError):
+        raise StorageError(
+            "the Secret Service on the D-Bus session bus did not answer in time "
+            "(asking whether it is there)",
+            hint=UNLOCK_HINT,
+        )
 
 
 def _is_missing(backend: object) -> bool:
