@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,11 +23,11 @@ from typing import Any
 
 import pytest
 
+from conftest import KEYFOB
 from keyfob.loopback import SPINNER
-from test_oidc_provider import DevUser, Lab, running_provider
+from test_oidc_provider import DevUser, Lab, Seen, running_provider
 
 CLIENT, SECRET, PUBLIC_CLIENT = "lab-client", "lab-secret", "lab-public"
-KEYFOB = shutil.which("keyfob", path=str(Path(sys.executable).parent)) or "keyfob"
 OIDC_VARS = ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")
 
 
@@ -45,19 +43,6 @@ def short_device_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("oidc-device-ttl")
     with running_provider(tmp, DEVICE_CODE_TTL="2") as (server, _):
         yield server
-
-
-class Seen:
-    """Tokens the test saw: they may be on the stdout of ``keyfob token``, nowhere else."""
-
-    def __init__(self) -> None:
-        self.tokens: set[str] = set()
-
-    def add(self, *tokens: str | None) -> None:
-        self.tokens.update(t for t in tokens if t)
-
-    def issued(self) -> set[str]:
-        return set(self.tokens)
 
 
 @pytest.fixture
