@@ -21,7 +21,7 @@ from conftest import CliRun, Leaks
 from keyfob import _paths
 from keyfob.cache.sqlite import read_entry
 from keyfob.errors import ProviderError
-from keyfob.providers import BUILTINS, treesnap
+from keyfob.provider import BUILTINS, treesnap
 from keyfob.testing import DEMO_PASSWORD, DEMO_USERNAME, LocalProvider
 from keyfob.transport import HttpResponse
 

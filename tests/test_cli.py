@@ -16,7 +16,7 @@ from conftest import CliRun, Leaks
 from keyfob import _paths
 from keyfob.cache import Entry
 from keyfob.cache.sqlite import read_entry
-from keyfob.providers.treesnap import personal
+from keyfob.provider.treesnap import personal
 from keyfob.testing import (
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,

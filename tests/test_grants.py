@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from keyfob import _jwt, grants
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
-from keyfob.providers import BUILTINS, inaturalist, treesnap, twitter
+from keyfob.provider import BUILTINS, inaturalist, treesnap, twitter
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import HttpRequest, HttpResponse, Sleep, retry_after

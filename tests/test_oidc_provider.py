@@ -38,7 +38,7 @@ import pytest
 import requests
 
 import keyfob
-from keyfob.providers import kind_of
+from keyfob.provider import kind_of
 
 HERE = Path(__file__).parent
 LAB = HERE / "oidc"

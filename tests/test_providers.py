@@ -11,7 +11,7 @@ import pytest
 from keyfob import config
 from keyfob.config import Settings
 from keyfob.errors import ConfigError, ProviderError
-from keyfob.providers import BUILTINS, Provider, oauth2, registry
+from keyfob.provider import BUILTINS, Provider, oauth2, registry
 from keyfob.testing import LocalProvider
 from keyfob.transport import HttpRequest, HttpResponse, Transport
 

@@ -64,7 +64,7 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 
 def test_public_classes_are_the_ones_in_their_modules() -> None:
-    from keyfob.providers import Provider
+    from keyfob.provider import Provider
     from keyfob.token import Token, TokenState
 
     assert (keyfob.Token, keyfob.TokenState, keyfob.Provider) == (Token, TokenState, Provider)
@@ -271,3 +271,14 @@ def test_keyfob_home_puts_everything_under_one_folder(
     config, cache, data = keyfob_dirs()
     for path in (config, cache, data):
         assert Path(path).is_relative_to(no_keyfob_home / "kf")
+
+
+def test_providers_stays_the_public_function_once_the_provider_package_is_loaded(
+    home: object,
+) -> None:
+    import keyfob.broker
+    import keyfob.provider  # what the broker imports
+
+    keyfob.broker.reset()
+    names = [p.name for p in keyfob.providers()]
+    assert {"inaturalist", "treesnap", "twitter"} <= set(names)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from keyfob.providers.treesnap import REFRESH_RATIO
+from keyfob.provider.treesnap import REFRESH_RATIO
 from keyfob.token import DEFAULT_LEEWAY, Token, TokenState
 
 # The autouse secret scan is function-scoped; it only collects, so sharing it is fine.

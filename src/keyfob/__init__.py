@@ -43,7 +43,7 @@ _WHERE = {
     "ProviderError": "keyfob.errors",
     "StorageError": "keyfob.errors",
     "TransportError": "keyfob.errors",
-    "Provider": "keyfob.providers",
+    "Provider": "keyfob.provider",
     "Token": "keyfob.token",
     "TokenState": "keyfob.token",
     "get_credentials": "keyfob._api",
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
         StorageError,
         TransportError,
     )
-    from keyfob.providers import Provider
+    from keyfob.provider import Provider
     from keyfob.token import Token, TokenState
 
 
@@ -95,24 +95,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*__all__, "__version__"])
-
-
-# Importing the subpackage keyfob.providers (the broker does) would bind it here, over the
-# public function keyfob.providers(); the package refuses that one binding (the subpackage
-# stays importable through sys.modules). type(sys): the `types` module costs an import.
-import sys as _sys  # noqa: E402
-
-if TYPE_CHECKING:
-    from types import ModuleType as _ModuleType
-else:
-    _ModuleType = type(_sys)
-
-
-class _Package(_ModuleType):
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "providers" and isinstance(value, _ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyfob import broker
-from keyfob.providers import Provider
+from keyfob.provider import Provider
 from keyfob.token import Token
 
 

@@ -28,7 +28,7 @@ from keyfob.errors import (
     ProviderError,
     TransportError,
 )
-from keyfob.providers import PUBLIC_NAMES, Provider, kind_of, registry
+from keyfob.provider import PUBLIC_NAMES, Provider, kind_of, registry
 from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
 from keyfob.token import Token, TokenState
 from keyfob.transport import Person, Transport

@@ -19,7 +19,7 @@ import click
 
 from keyfob import broker as _broker
 from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
-from keyfob.providers import PUBLIC_NAMES
+from keyfob.provider import PUBLIC_NAMES
 
 log = logging.getLogger("keyfob")
 FLOWS = ("password", "client", "paste", "browser", "device")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from keyfob import grants
 from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
-from keyfob.providers import Kind, Provider
+from keyfob.provider import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpResponse

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from keyfob import _jwt, grants
 from keyfob.config import safe_url
 from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
-from keyfob.providers import Kind, Provider
+from keyfob.provider import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpRequest

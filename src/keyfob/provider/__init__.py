@@ -254,7 +254,7 @@ class Kind:
 
 
 def kind_of(provider: Provider) -> Kind:
-    from keyfob.providers import inaturalist, oauth2, treesnap, twitter
+    from keyfob.provider import inaturalist, oauth2, treesnap, twitter
 
     kinds = {
         "oauth2": oauth2.KIND,

@@ -17,7 +17,7 @@ from typing import Any
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
-from keyfob.providers import Kind, Provider
+from keyfob.provider import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow

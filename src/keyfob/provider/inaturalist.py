@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from keyfob import grants
 from keyfob.errors import ConfigError, ProviderError
-from keyfob.providers import Kind, Provider, oauth2
+from keyfob.provider import Kind, Provider, oauth2
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpRequest
