@@ -483,7 +483,8 @@ class Broker:
         if flow == "paste" and "token" not in creds:
             raise CredentialsMissing(
                 f"{p.name}: no token to paste",
-                hint=f"give it with --token, or set {p.env_var('token')}",
+                hint=f"set {p.env_var('token')}, or run `keyfob login {p.name} --flow paste` "
+                "in a terminal to paste it",
             )
         stored = self.credentials(p, key[1], {}, names) if len(creds.values) < len(names) else None
         for name in names:
