@@ -28,7 +28,7 @@ from keyfob.errors import (
     ProviderError,
     TransportError,
 )
-from keyfob.provider import PUBLIC_NAMES, Provider, kind_of, registry
+from keyfob.provider import Provider, kind_of, registry
 from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
 from keyfob.token import Token, TokenState
 from keyfob.transport import Person, Transport
@@ -650,10 +650,6 @@ def _describe_expiry(token: Token, now: float) -> str:
     if token.expires is None:
         return "does not expire"
     return f"expires in {max(0, int(token.expires - now))} s"
-
-
-def is_public(name: str) -> bool:
-    return name in PUBLIC_NAMES
 
 
 _default: Broker | None = None
