@@ -246,3 +246,15 @@ def test_auth_code_function_without_pkce_takes_the_secret_from_the_environment(
 ) -> None:
     jwt = get_access_token_via_auth_code(use_pkce=False, port=free_port(), person=Browser())
     assert "private_geojson" in observation(configured, jwt)
+
+
+def test_browser_login_token_serves_that_user_later_without_the_password(
+    configured: LocalProvider,
+) -> None:
+    # The JWT names its user, so the browser login's identity is the password
+    # login's: INAT_USERNAME (the same user) finds the cached token.
+    token = keyfob.login("inaturalist", flow="browser", person=Browser())
+    keyfob.broker.reset()  # a new process: only the cache remembers
+    logins = configured.count("/oauth/token")
+    assert keyfob.get_token("inaturalist").access_token == token.access_token
+    assert configured.count("/oauth/token") == logins

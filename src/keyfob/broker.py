@@ -244,6 +244,28 @@ class Broker:
                 return hit[0]
         return None
 
+    def cached(
+        self, provider: str, *, account: str | None = None, **credentials: Any
+    ) -> Token | None:
+        """The FRESH token of this identity from memory or the cache, or None; never a
+        request. Where the environment cannot tell whose it is, the secret store tells."""
+        token = self.peek(provider, account=account, **credentials)
+        if token is not None:
+            return token
+        p = self.provider(provider)
+        key = (p.name, account or "")
+        entry = self._cache_get(key)
+        if entry is None or entry.token.state(self.clock(), p.leeway) is not TokenState.FRESH:
+            return None
+        trusted = self._trusted(p, entry, credentials)
+        if trusted is None:
+            creds = self.credentials(p, key[1], credentials, p.identity)
+            trusted = self._fingerprint(p, creds) == entry.fingerprint
+        if not trusted:
+            return None
+        self._remember(p, key, entry.token, credentials)
+        return entry.token
+
     def _remember(self, p: Provider, key: Key, token: Token, arguments: Mapping[str, Any]) -> None:
         self._memory[key] = (token, token.fresh_until(p.leeway), self._direct(p, arguments))
 
@@ -532,11 +554,17 @@ class Broker:
         token: Token = self.transport.run(
             kind.interactive(resolved, creds, flow, clock=self.clock, timeout=timeout), person
         )
+        for name, value in (kind.identify(p, token) if kind.identify else {}).items():
+            if name not in creds:
+                creds.add(name, value, "login")
+                names = (*names, name)
         with self._single_flight(key):
             service = p.service(key[1])
             for name in names:
                 if name in creds and creds.sources[name] != self.store.kind:
                     self.store.set(service, name, creds.values[name])
+                    if creds.sources[name] != "argument":
+                        creds.sources[name] = self.store.kind  # from now on, found there
             if token.refresh_token and "refresh_token" in p.secrets:
                 # A lost cache still renews without a person.
                 self.store.set(service, "refresh_token", token.refresh_token)

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from requests import HTTPError
 
-from keyfob import _identity
 from keyfob import broker as _broker
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError
-from keyfob.token import Token, TokenState
+from keyfob.token import Token
 from keyfob.transport import Person, ShowCode
 
 KEYRING_KEY = "/inaturalist"
@@ -108,7 +107,10 @@ def get_access_token_via_auth_code(
             hint="give app_secret (or set INAT_APP_SECRET), or leave use_pkce=True",
         )
     if not refresh:
-        cached = _cached_token(b, app_id)
+        try:
+            cached = b.cached("inaturalist", **({"app_id": app_id} if app_id else {}))
+        except KeyfobError as exc:
+            raise AuthenticationError(exc.message, hint=exc.hint) from None
         if cached is not None:
             return _pick(cached, jwt)
     if person is None:
@@ -138,25 +140,6 @@ def _pick(token: Token, jwt: bool) -> str:
             hint="log in again with refresh=True",
         )
     return token.refresh_token
-
-
-def _cached_token(b: _broker.Broker, app_id: str | None) -> Token | None:
-    """The cached token, if fresh and of this identity: the one the broker trusts,
-    or one from a browser login with this app (whose identity is the app id alone)."""
-    p = b.provider("inaturalist")
-    arguments = {"app_id": app_id} if app_id else {}
-    hit = b.peek("inaturalist", **arguments)
-    if hit is not None:
-        return hit
-    entry = b._cache_get((p.name, ""))
-    if entry is None or entry.token.state(b.clock(), p.leeway) is not TokenState.FRESH:
-        return None
-    if b._usable(p, entry, arguments, b.clock()) is not None:
-        return entry.token
-    app = app_id or b.credentials(p, "", {}, ("app_id",)).get("app_id")
-    if app and entry.fingerprint == _identity.fingerprint(p.name, {"app_id": app}):
-        return entry.token
-    return None
 
 
 class _OnPort:

@@ -251,6 +251,9 @@ class Kind:
     interactive: Callable[..., Any] | None = None
     #: the secret names of the client (app) for interactive logins
     client: tuple[str, str] = ("client_id", "client_secret")
+    #: ``identify(p, token)``: identity names a token itself tells (after a browser
+    #: login, where no username was typed), or None
+    identify: Callable[..., dict[str, str]] | None = None
 
 
 def kind_of(provider: Provider) -> Kind:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from keyfob import grants
+from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, ProviderError
 from keyfob.provider import Kind, Provider, oauth2
 from keyfob.secretstore import Credentials
@@ -81,6 +81,14 @@ def interactive(
     return (yield from trade(p, oauth.access_token, clock()))
 
 
+def identify(p: Provider, token: Token) -> dict[str, str]:
+    """The JWT names its user (``login``): a browser login then has the same identity
+    as a password login of that user."""
+    claims = _jwt.claims(token.access_token) or {}
+    login = claims.get("login")
+    return {"username": login} if isinstance(login, str) and login else {}
+
+
 def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
     if not token.refresh_token:
         return None  # a pasted JWT: only a new paste or the password gets another
@@ -110,4 +118,5 @@ KIND = Kind(
     label=label,
     interactive=interactive,
     client=("app_id", "app_secret"),
+    identify=identify,
 )
