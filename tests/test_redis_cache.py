@@ -10,7 +10,6 @@ SQLite caches and file locks) that share one Redis through ``KEYFOB_CACHE_URL``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -38,6 +37,7 @@ from keyfob.errors import ConfigError
 from keyfob.testing import LocalProvider
 from keyfob.token import Token, TokenState
 from test_cache_contract import CacheContract, assert_same_entry, full_entry
+from test_single_flight import release
 
 KEY: Key = ("local", "")
 
@@ -623,27 +623,7 @@ def race_machines(
                 text=True,
             )
         )
-    try:
-        deadline = time.monotonic() + 60
-        while not all(r.exists() for r in ready):
-            assert time.monotonic() < deadline, "the workers never got ready"
-            assert all(w.poll() is None for w in workers), "a worker died before the start"
-            time.sleep(0.01)
-        start.touch()
-        tokens: list[str] = []
-        for w in workers:
-            out, err = w.communicate(timeout=60)
-            no_secret_leaks.add("stderr of a fleet worker", err)
-            assert w.returncode == 0, err[-2000:]
-            result = json.loads(out)
-            assert result["errors"] == []
-            tokens.extend(result["tokens"])
-        return tokens
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-                w.wait()
+    return release(workers, ready, start, no_secret_leaks)
 
 
 def test_machines_sharing_redis_from_cold_make_one_token_request(

@@ -77,6 +77,13 @@ def race_processes(tmp_path: Path, no_secret_leaks, env: dict[str, str] | None =
         )
         for r in ready
     ]
+    return release(workers, ready, start, no_secret_leaks)
+
+
+def release(
+    workers: list[subprocess.Popen[str]], ready: list[Path], start: Path, no_secret_leaks
+) -> list[str]:
+    """Wait until every worker is ready, start them at once, collect their tokens."""
     try:
         deadline = time.monotonic() + 60
         while not all(r.exists() for r in ready):
@@ -87,7 +94,7 @@ def race_processes(tmp_path: Path, no_secret_leaks, env: dict[str, str] | None =
         tokens: list[str] = []
         for w in workers:
             out, err = w.communicate(timeout=60)
-            no_secret_leaks.add("stderr of a single-flight worker", err)
+            no_secret_leaks.add("stderr of a racing worker", err)
             assert w.returncode == 0, err[-2000:]
             result = json.loads(out)
             assert result["errors"] == []
