@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from keyfob import _jwt, grants
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
-from keyfob.provider import BUILTINS, inaturalist, treesnap, twitter
+from keyfob.provider import BUILTINS, treesnap
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import HttpRequest, HttpResponse, Sleep, retry_after
@@ -480,7 +480,7 @@ OAUTH_TOKEN = "inat-oauth-token-7d6c"
 
 
 def test_inaturalist_password_grant_sends_app_credentials_in_the_body() -> None:
-    request = first_request(inaturalist.acquire(INAT, creds(**INAT_CREDS), NOW))
+    request = first_request(INAT.kind.acquire(INAT, creds(**INAT_CREDS), NOW))
     assert (request.method, request.url) == ("POST", INAT.token_url)
     assert request.basic is None
     assert request.form == {
@@ -495,7 +495,7 @@ def test_inaturalist_password_grant_sends_app_credentials_in_the_body() -> None:
 def test_inaturalist_trades_the_oauth_token_for_a_jwt() -> None:
     api_token = jwt({"user_id": 1, "exp": int(NOW) + 86400})
     sent, token = finish(
-        inaturalist.acquire(INAT, creds(**INAT_CREDS), NOW),
+        INAT.kind.acquire(INAT, creds(**INAT_CREDS), NOW),
         answer(200, {"access_token": OAUTH_TOKEN, "token_type": "Bearer"}),
         answer(200, {"api_token": api_token}, url=str(INAT.jwt_url)),
     )
@@ -509,7 +509,7 @@ def test_inaturalist_trades_the_oauth_token_for_a_jwt() -> None:
 
 def test_inaturalist_jwt_without_exp_lives_24_hours() -> None:
     token = result(
-        inaturalist.acquire(INAT, creds(**INAT_CREDS), NOW),
+        INAT.kind.acquire(INAT, creds(**INAT_CREDS), NOW),
         answer(200, {"access_token": OAUTH_TOKEN}),
         answer(200, {"api_token": "opaque-jwt"}),
     )
@@ -519,7 +519,7 @@ def test_inaturalist_jwt_without_exp_lives_24_hours() -> None:
 def test_inaturalist_wrong_password_is_invalid_credentials(no_secret_leaks: Any) -> None:
     body = {"error": "invalid_grant", "error_description": "The provided grant is invalid."}
     with pytest.raises(InvalidCredentials) as exc:
-        result(inaturalist.acquire(INAT, creds(**INAT_CREDS), NOW), answer(400, body))
+        result(INAT.kind.acquire(INAT, creds(**INAT_CREDS), NOW), answer(400, body))
     assert exc.value.error == "invalid_grant"
     checked(no_secret_leaks, exc)
 
@@ -528,7 +528,7 @@ def test_inaturalist_refused_trade_is_invalid_credentials(no_secret_leaks: Any) 
     no_secret_leaks.plant(OAUTH_TOKEN)
     with pytest.raises(InvalidCredentials) as exc:
         result(
-            inaturalist.acquire(INAT, creds(**INAT_CREDS), NOW),
+            INAT.kind.acquire(INAT, creds(**INAT_CREDS), NOW),
             answer(200, {"access_token": OAUTH_TOKEN}),
             answer(401, {"error": "Unauthorized", "status": 401}),
         )
@@ -648,7 +648,7 @@ TW_CREDS = creds(api_key="tw-key", api_secret=CLIENT_SECRET)
 
 
 def test_twitter_acquire_uses_client_credentials_with_basic() -> None:
-    request = first_request(twitter.acquire(TWITTER, TW_CREDS, NOW))
+    request = first_request(TWITTER.kind.acquire(TWITTER, TW_CREDS, NOW))
     assert (request.method, request.url) == ("POST", TWITTER.token_url)
     assert request.form == {"grant_type": "client_credentials"}
     assert request.basic == ("tw-key", CLIENT_SECRET)
@@ -656,7 +656,7 @@ def test_twitter_acquire_uses_client_credentials_with_basic() -> None:
 
 def test_twitter_token_does_not_expire_even_if_the_answer_says_so() -> None:
     body = {"token_type": "bearer", "access_token": "AAAA-tw", "expires_in": 60}
-    token = result(twitter.acquire(TWITTER, TW_CREDS, NOW), answer(200, body))
+    token = result(TWITTER.kind.acquire(TWITTER, TW_CREDS, NOW), answer(200, body))
     assert token.expires is None
     assert token.authorization == "Bearer AAAA-tw"
 
@@ -664,7 +664,7 @@ def test_twitter_token_does_not_expire_even_if_the_answer_says_so() -> None:
 def test_twitter_403_code_99_is_invalid_credentials(no_secret_leaks: Any) -> None:
     body = {"errors": [{"code": 99, "message": "Unable to verify your credentials", "label": "x"}]}
     with pytest.raises(InvalidCredentials) as exc:
-        result(twitter.acquire(TWITTER, TW_CREDS, NOW), answer(403, body))
+        result(TWITTER.kind.acquire(TWITTER, TW_CREDS, NOW), answer(403, body))
     assert exc.value.error == "99"
     assert exc.value.status == 403
     checked(no_secret_leaks, exc)
@@ -673,7 +673,7 @@ def test_twitter_403_code_99_is_invalid_credentials(no_secret_leaks: Any) -> Non
 def test_twitter_other_error_code_is_a_provider_error() -> None:
     body = {"errors": [{"code": 130, "message": "Over capacity"}]}
     with pytest.raises(ProviderError) as exc:
-        result(twitter.acquire(TWITTER, TW_CREDS, NOW), answer(403, body))
+        result(TWITTER.kind.acquire(TWITTER, TW_CREDS, NOW), answer(403, body))
     assert not isinstance(exc.value, InvalidCredentials)
 
 

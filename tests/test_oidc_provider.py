@@ -38,7 +38,6 @@ import pytest
 import requests
 
 import keyfob
-from keyfob.provider import kind_of
 
 HERE = Path(__file__).parent
 LAB = HERE / "oidc"
@@ -277,7 +276,7 @@ def test_discovery_from_the_issuer_alone_finds_token_revocation_and_introspectio
         None,
         None,
     )
-    resolve = kind_of(p).resolve
+    resolve = p.kind.resolve
     assert resolve is not None
     found = keyfob.broker.default().transport.run(resolve(p))
     assert (found.token_url, found.revoke_url, found.introspect_url) == (

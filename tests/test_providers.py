@@ -148,7 +148,7 @@ def test_config_declares_a_new_client_credentials_provider() -> None:
         "scope": "read write",
     }
     myapi = registry(settings(myapi=table))["myapi"]
-    assert (myapi.kind, myapi.grant, myapi.builtin) == ("oauth2", "client_credentials", False)
+    assert (myapi.kind.name, myapi.grant, myapi.builtin) == ("oauth2", "client_credentials", False)
     assert myapi.token_url == "https://auth.example.com/token"
     assert myapi.scope == "read write"
     assert myapi.env_var("client_id") == "MYAPI_CLIENT_ID"

@@ -28,7 +28,7 @@ from keyfob.errors import (
     ProviderError,
     TransportError,
 )
-from keyfob.provider import Provider, kind_of, registry
+from keyfob.provider import Provider, login_flow, registry
 from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
 from keyfob.token import Token, TokenState
 from keyfob.transport import Person, Transport
@@ -132,7 +132,7 @@ class Broker:
 
     def _resolve_endpoints(self, p: Provider) -> Provider:
         if p.name not in self._resolved:
-            resolve = kind_of(p).resolve
+            resolve = p.kind.resolve
             flow = resolve(p) if resolve is not None else None
             self._resolved[p.name] = self.transport.run(flow) if flow is not None else p
         return self._resolved[p.name]
@@ -326,7 +326,7 @@ class Broker:
         refresh: bool,
         now: float,
     ) -> Token:
-        kind = kind_of(p)
+        kind = p.kind
         p = self._resolve_endpoints(p)
         refused: InvalidCredentials | None = None
         if old is not None:
@@ -371,7 +371,7 @@ class Broker:
     def _supersede(self, p: Provider, key: Key, creds: Credentials, token: Token) -> None:
         """A renewed token replaces what the store holds: TreeSnap's personal token,
         or a refresh token the server rotated (the old one no longer works)."""
-        name = kind_of(p).supersedes
+        name = p.kind.supersedes
         if name and creds.sources.get(name) == self.store.kind:
             self.store.set(p.service(key[1]), name, token.access_token)
         stored = creds.get("refresh_token")
@@ -389,11 +389,7 @@ class Broker:
         return exc
 
     def _require(self, p: Provider, account: str, creds: Credentials) -> None:
-        if "token" in creds and (p.grant == "paste" or p.kind == "inaturalist"):
-            return
-        if "refresh_token" in creds and p.kind == "oauth2":
-            return
-        missing = [n for n in p.required if n not in creds]
+        missing = p.kind.missing(p, creds)
         if not missing:
             return
         where = ", ".join(p.env_var(n) for n in missing)
@@ -489,8 +485,8 @@ class Broker:
         """
         p = self.provider(provider)
         key = (p.name, account or "")
-        flow = flow or INTERACTIVE_GRANTS.get(p.grant)
-        names = flow_secrets(p, flow)
+        flow = login_flow(p, flow)
+        names = p.kind.login_secrets(p, flow)
         given = {k: v for k, v in credentials.items() if v}
         if flow in ("browser", "device"):
             return self._login_person(p, key, flow, names, given, person, timeout)
@@ -535,7 +531,7 @@ class Broker:
         person: Person | None,
         timeout: float,
     ) -> Token:
-        kind = kind_of(p)
+        kind = p.kind
         if kind.interactive is None:
             raise ConfigError(f"{p.name} has no {flow} login", hint="use --flow password or paste")
         creds = self.credentials(p, key[1], given, names)
@@ -552,7 +548,15 @@ class Broker:
             person = Terminal()
         # The person may take minutes: no lock is held meanwhile, only to save.
         token: Token = self.transport.run(
-            kind.interactive(resolved, creds, flow, clock=self.clock, timeout=timeout), person
+            kind.interactive(
+                resolved,
+                creds,
+                flow,
+                clock=self.clock,
+                timeout=timeout,
+                poll_interval=_test_interval(),
+            ),
+            person,
         )
         for name, value in (kind.identify(p, token) if kind.identify else {}).items():
             if name not in creds:
@@ -589,7 +593,7 @@ class Broker:
             if token is not None:
                 creds = self.credentials(p, key[1], {})
                 resolved = self._resolve_endpoints(p)
-                flow = kind_of(p).revoke(resolved, token, creds)
+                flow = p.kind.revoke(resolved, token, creds)
                 if flow is None:
                     self.warn_once(
                         f"{p.name} cannot revoke tokens at the server; forgetting them here only"
@@ -639,32 +643,14 @@ class Broker:
         return rows
 
 
-#: the login flow a grant's tokens come from
-INTERACTIVE_GRANTS = {"authorization_code": "browser", "device_code": "device"}
-
-
-def flow_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
-    """The secrets a login flow asks for."""
-    if flow == "paste":
-        return ("token",)
-    if flow in ("browser", "device"):
-        return kind_of(p).client
-    if p.kind != "oauth2":
-        return tuple(n for n in p.secrets if n != "token")
-    if flow == "client":
-        return ("client_id", "client_secret")
-    if flow == "password" or (flow is None and p.grant == "password"):
-        return ("client_id", "client_secret", "username", "password")
-    if flow is None and p.grant == "paste":
-        return ("token",)
-    if flow is None and p.grant == "refresh_token":
-        return ("client_id", "client_secret", "refresh_token")
-    return ("client_id", "client_secret")
+def _test_interval() -> float | None:
+    """KEYFOB_TEST_DEVICE_INTERVAL: tests poll faster than RFC 8628's 5 s."""
+    value = os.environ.get("KEYFOB_TEST_DEVICE_INTERVAL")
+    return float(value) if value else None
 
 
 def _label(p: Provider, creds: Credentials) -> str:
-    fn = kind_of(p).label
-    return fn(p, creds) if fn else ""
+    return p.kind.label(p, creds)
 
 
 def _token_kind(token: Token) -> str:

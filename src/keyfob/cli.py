@@ -19,10 +19,9 @@ import click
 
 from keyfob import broker as _broker
 from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
-from keyfob.provider import PUBLIC_NAMES
+from keyfob.provider import FLOWS, PUBLIC_NAMES, login_flow
 
 log = logging.getLogger("keyfob")
-FLOWS = ("password", "client", "paste", "browser", "device")
 
 
 def _broker_() -> _broker.Broker:
@@ -72,16 +71,12 @@ def login(
     """Ask for what is missing, store it, get a first token."""
     b = _broker_()
     p = b.provider(provider)
-    flow = flow or _broker.INTERACTIVE_GRANTS.get(p.grant)
-    names = _broker.flow_secrets(p, flow)
+    flow = login_flow(p, flow)
+    names = p.kind.login_secrets(p, flow)
     given: dict[str, Any] = {}
     found = b.credentials(p, account or "", {}, names)
     missing = [n for n in names if n not in found]
-    optional: set[str] = set()
-    if flow in ("browser", "device"):
-        optional = {names[1]}  # a public client has no secret: PKCE stands in for it
-    elif p.kind == "oauth2" and flow != "client":
-        optional = {"client_secret"}
+    optional = p.kind.optional(p, flow)
     if missing and sys.stdin.isatty():
         for name in missing:
             value = click.prompt(

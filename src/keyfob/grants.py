@@ -27,6 +27,9 @@ from keyfob.transport import (
     Sleep,
 )
 
+#: a provider's own reading of an error answer (a hook, see ``provider.base.Hooks``)
+Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
+
 # Errors that mean "these credentials are no good" (RFC 6749 §5.2).
 CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
@@ -102,6 +105,7 @@ def parse_token_response(
     default_lifetime: float | None = None,
     refresh_ratio: float = 0.0,
     field: str = "access_token",
+    refusal: Refusal | None = None,
 ) -> Token:
     """Read a token answer (RFC 6749 §5.1).
 
@@ -110,7 +114,7 @@ def parse_token_response(
     JWT's ``exp``, else from the provider's documented lifetime, else never.
     """
     if not 200 <= response.status < 300:
-        raise error_from_response(response, secrets)
+        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
     where = f"{response.what} ({safe_url(response.url)})"
     data = response.json()
     if not isinstance(data, dict):
@@ -200,6 +204,7 @@ def client_credentials(
     scope: str | None = None,
     now: float,
     default_lifetime: float | None = None,
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """RFC 6749 §4.4."""
     request = token_request(
@@ -212,7 +217,11 @@ def client_credentials(
     response = yield request
     assert response is not None
     return parse_token_response(
-        response, requested_at=now, secrets=request.secrets, default_lifetime=default_lifetime
+        response,
+        requested_at=now,
+        secrets=request.secrets,
+        default_lifetime=default_lifetime,
+        refusal=refusal,
     )
 
 
@@ -226,6 +235,7 @@ def password(
     client_auth: str = "client_secret_basic",
     scope: str | None = None,
     now: float,
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """RFC 6749 §4.3: the resource owner's password."""
     request = token_request(
@@ -237,7 +247,9 @@ def password(
     )
     response = yield request
     assert response is not None
-    return parse_token_response(response, requested_at=now, secrets=request.secrets)
+    return parse_token_response(
+        response, requested_at=now, secrets=request.secrets, refusal=refusal
+    )
 
 
 def refresh(
@@ -249,6 +261,7 @@ def refresh(
     client_auth: str = "client_secret_basic",
     scope: str | None = None,
     now: float,
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """RFC 6749 §6. A server that does not rotate keeps the old refresh token valid."""
     request = token_request(
@@ -260,7 +273,9 @@ def refresh(
     )
     response = yield request
     assert response is not None
-    token = parse_token_response(response, requested_at=now, secrets=request.secrets)
+    token = parse_token_response(
+        response, requested_at=now, secrets=request.secrets, refusal=refusal
+    )
     if token.refresh_token is None:
         token = token.replace(refresh_token=refresh_token)
     return token

@@ -1,20 +1,41 @@
-"""Providers are data: endpoints, grant, secret names; plus small functions for quirks.
+"""The provider registry: the built-ins, and the providers config.toml declares or changes.
 
-A built-in provider and one declared in config.toml are the same type. The
-functions of each *kind* (``oauth2``, ``inaturalist``, ``treesnap``,
-``twitter``) live in the sibling modules and are looked up in a plain dict.
+A provider is data (:class:`Provider`) whose ``kind`` does the work; each
+module here exports one kind, and each built-in module its ``PROVIDER``. A
+provider declared in config.toml is an OAuth2 provider. Adding a built-in:
+its module, one line in ``BUILTINS``, its emulator module, its tests, the docs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from keyfob.config import Settings, check_url
 from keyfob.errors import ConfigError
+from keyfob.provider import inaturalist, oauth2, treesnap, twitter
+from keyfob.provider.base import (
+    FLOWS,
+    PUBLIC_NAMES,
+    Hooks,
+    Kind,
+    Provider,
+    env,
+    login_flow,
+)
+
+__all__ = [
+    "BUILTINS",
+    "FLOWS",
+    "PUBLIC_NAMES",
+    "Hooks",
+    "Kind",
+    "Provider",
+    "login_flow",
+    "registry",
+]
 
 ENDPOINTS = (
     "token_url",
@@ -47,124 +68,8 @@ GRANTS = (
 )
 CLIENT_AUTHS = ("client_secret_basic", "client_secret_post", "none")
 
-#: what each grant of a generic OAuth2 provider needs, and may use
-OAUTH2_SECRETS = ("client_id", "client_secret", "username", "password", "refresh_token", "token")
-OAUTH2_REQUIRED = {
-    "client_credentials": ("client_id", "client_secret"),
-    "password": ("client_id", "username", "password"),
-    "refresh_token": ("client_id", "refresh_token"),
-    "paste": ("token",),
-    # tokens from `keyfob login --flow browser|device`; renewed with their refresh token
-    "authorization_code": ("client_id", "refresh_token"),
-    "device_code": ("client_id", "refresh_token"),
-}
-OAUTH2_IDENTITY = {
-    "client_credentials": ("client_id",),
-    "password": ("client_id", "username"),
-    "refresh_token": ("client_id",),
-    "paste": ("token",),
-    "authorization_code": ("client_id",),
-    "device_code": ("client_id",),
-}
-#: secrets that are not secret: shown in prompts as plain input, usable as identity
-PUBLIC_NAMES = frozenset({"username", "client_id", "app_id", "api_key"})
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    kind: str = "oauth2"
-    grant: str = "client_credentials"
-    description: str = ""
-    token_url: str | None = None
-    authorize_url: str | None = None
-    device_url: str | None = None
-    revoke_url: str | None = None
-    introspect_url: str | None = None
-    jwt_url: str | None = None
-    refresh_url: str | None = None
-    api_url: str | None = None
-    issuer: str | None = None
-    client_auth: str = "client_secret_basic"
-    scope: str | None = None
-    env_prefix: str = ""
-    redirect_uri: str | None = None
-    leeway: float = 60.0
-    #: every secret the provider may use, in prompt order, and the ones its grant needs
-    secrets: tuple[str, ...] = ()
-    required: tuple[str, ...] = ()
-    identity: tuple[str, ...] = ()
-    #: secret name -> environment variable
-    env: Mapping[str, str] = field(default_factory=dict)
-    #: keyring service of the default account (iNaturalist shares pyinaturalist's)
-    keyring_service: str = ""
-    builtin: bool = False
-
-    def service(self, account: str = "") -> str:
-        if account:
-            return f"keyfob:{self.name}:{account}"
-        return self.keyring_service or f"keyfob:{self.name}"
-
-    def env_var(self, name: str) -> str:
-        return self.env.get(name) or f"{self.env_prefix}_{name.upper()}"
-
-    @property
-    def identity_env(self) -> str:
-        return ",".join(f"{name}={self.env_var(name)}" for name in self.identity)
-
-
-def _env(prefix: str, names: tuple[str, ...]) -> dict[str, str]:
-    return {name: f"{prefix}_{name.upper()}" for name in names}
-
-
 BUILTINS: dict[str, Provider] = {
-    "inaturalist": Provider(
-        name="inaturalist",
-        kind="inaturalist",
-        grant="password",
-        description="iNaturalist: password grant, then the OAuth token traded for a 24-hour JWT",
-        token_url="https://www.inaturalist.org/oauth/token",
-        authorize_url="https://www.inaturalist.org/oauth/authorize",
-        jwt_url="https://www.inaturalist.org/users/api_token",
-        revoke_url="https://www.inaturalist.org/oauth/revoke",
-        api_url="https://api.inaturalist.org/v1",
-        env_prefix="INAT",
-        secrets=("username", "password", "app_id", "app_secret", "token"),
-        required=("username", "password", "app_id", "app_secret"),
-        identity=("username", "app_id"),
-        env=_env("INAT", ("username", "password", "app_id", "app_secret", "token")),
-        keyring_service="/inaturalist",
-        builtin=True,
-    ),
-    "treesnap": Provider(
-        name="treesnap",
-        kind="treesnap",
-        grant="paste",
-        description="TreeSnap: a one-year personal token, refreshed through its own endpoint",
-        refresh_url="https://treesnap.org/web-services/v1/refresh-tokens",
-        api_url="https://treesnap.org/web-services/v1",
-        env_prefix="TREESNAP",
-        secrets=("token",),
-        required=("token",),
-        identity=("token",),
-        env={"token": "TREESNAP_TOKEN"},
-        builtin=True,
-    ),
-    "twitter": Provider(
-        name="twitter",
-        kind="twitter",
-        grant="client_credentials",
-        description="Twitter/X: app-only bearer token (client credentials); it does not expire",
-        token_url="https://api.twitter.com/oauth2/token",
-        revoke_url="https://api.twitter.com/oauth2/invalidate_token",
-        api_url="https://api.twitter.com/2",
-        env_prefix="TWITTER",
-        secrets=("api_key", "api_secret"),
-        required=("api_key", "api_secret"),
-        identity=("api_key",),
-        env=_env("TWITTER", ("api_key", "api_secret")),
-        builtin=True,
-    ),
+    p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -226,43 +131,10 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
         raise ConfigError(f"{path}: [providers.{name}] env_prefix must be an upper-case name")
     return Provider(
         name=name,
-        kind="oauth2",
-        secrets=OAUTH2_SECRETS,
-        required=OAUTH2_REQUIRED[grant],
-        identity=OAUTH2_IDENTITY[grant],
-        env=_env(prefix, OAUTH2_SECRETS),
+        kind=oauth2.KIND,
+        secrets=oauth2.SECRETS,
+        required=oauth2.REQUIRED[grant],
+        identity=oauth2.IDENTITY[grant],
+        env=env(prefix, oauth2.SECRETS),
         **values,
     )
-
-
-@dataclass(frozen=True)
-class Kind:
-    """The functions that make a kind of provider work (see oauth2.py for the contract)."""
-
-    acquire: Callable[..., Any]
-    renew: Callable[..., Any]
-    revoke: Callable[..., Any]
-    resolve: Callable[..., Any] | None = None
-    label: Callable[..., str] | None = None
-    #: the stored secret a renewed token replaces (TreeSnap's personal token)
-    supersedes: str | None = None
-    #: ``interactive(p, creds, flow, clock=, timeout=)``: a flow that needs
-    #: a person (``browser``, ``device``), or None where the kind has none
-    interactive: Callable[..., Any] | None = None
-    #: the secret names of the client (app) for interactive logins
-    client: tuple[str, str] = ("client_id", "client_secret")
-    #: ``identify(p, token)``: identity names a token itself tells (after a browser
-    #: login, where no username was typed), or None
-    identify: Callable[..., dict[str, str]] | None = None
-
-
-def kind_of(provider: Provider) -> Kind:
-    from keyfob.provider import inaturalist, oauth2, treesnap, twitter
-
-    kinds = {
-        "oauth2": oauth2.KIND,
-        "inaturalist": inaturalist.KIND,
-        "treesnap": treesnap.KIND,
-        "twitter": twitter.KIND,
-    }
-    return kinds[provider.kind]

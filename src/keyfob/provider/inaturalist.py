@@ -13,30 +13,13 @@ from collections.abc import Callable
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, ProviderError
-from keyfob.provider import Kind, Provider, oauth2
+from keyfob.provider import oauth2
+from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpRequest
 
 JWT_LIFETIME = 24 * 3600.0
-
-
-def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
-    if creds.get("token") and not creds.get("password"):
-        return oauth2.pasted(creds.values["token"], now)
-    if not p.token_url:
-        raise ConfigError("provider inaturalist has no token_url")
-    # iNaturalist takes the app id and secret in the body (it also takes JSON).
-    oauth = yield from grants.password(
-        p.token_url,
-        username=creds.values["username"],
-        password=creds.values["password"],
-        client_id=creds.values["app_id"],
-        client_secret=creds.values["app_secret"],
-        client_auth="client_secret_post",
-        now=now,
-    )
-    return (yield from trade(p, oauth.access_token, now))
 
 
 def trade(p: Provider, oauth_token: str, now: float) -> Flow[Token]:
@@ -63,6 +46,11 @@ def trade(p: Provider, oauth_token: str, now: float) -> Flow[Token]:
     return token.replace(refresh_token=oauth_token, token_type="Bearer")
 
 
+def jwt(p: Provider, oauth: Token, now: float) -> Flow[Token]:
+    """The hook after the password grant and the browser login: the JWT for the OAuth token."""
+    return trade(p, oauth.access_token, now)
+
+
 def interactive(
     p: Provider,
     creds: Credentials,
@@ -70,15 +58,15 @@ def interactive(
     *,
     clock: Callable[[], float],
     timeout: float = 300.0,
+    poll_interval: float | None = None,
 ) -> Flow[Token]:
-    """A browser login with PKCE (iNaturalist's newer apps: no app secret needed), then
-    the OAuth token traded for a JWT as after the password grant."""
+    """A browser login with PKCE (iNaturalist's newer apps: no app secret needed); the
+    OAuth token is then traded for a JWT as after the password grant."""
     if flow != "browser":
         raise ConfigError("iNaturalist has no device login", hint="use --flow browser")
-    oauth = yield from oauth2.interactive(
-        p, creds, "browser", clock=clock, timeout=timeout, client=("app_id", "app_secret")
+    return oauth2.interactive(
+        p, creds, flow, clock=clock, timeout=timeout, poll_interval=poll_interval
     )
-    return (yield from trade(p, oauth.access_token, clock()))
 
 
 def identify(p: Provider, token: Token) -> dict[str, str]:
@@ -111,12 +99,46 @@ def label(p: Provider, creds: Credentials) -> str:
     return creds.get("username") or ""
 
 
+def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
+    """A pasted JWT stands in for the four secrets of the password grant."""
+    return () if "token" in creds else tuple(n for n in p.required if n not in creds)
+
+
+#: the password grant of any OAuth2 server (the app's id and secret in the body),
+#: then the OAuth token traded for a JWT
 KIND = Kind(
-    acquire=acquire,
+    name="inaturalist",
+    acquire=oauth2.acquire,
     renew=renew,
     revoke=revoke,
+    flows=lambda p: ("password", "paste", "browser"),
+    login_secrets=own_secrets,
+    missing=missing,
+    optional=interactive_optional,
     label=label,
     interactive=interactive,
-    client=("app_id", "app_secret"),
     identify=identify,
+    client=("app_id", "app_secret"),
+    hooks=Hooks(then=jwt),
+)
+
+SECRETS = ("username", "password", "app_id", "app_secret", "token")
+PROVIDER = Provider(
+    name="inaturalist",
+    kind=KIND,
+    grant="password",
+    description="iNaturalist: password grant, then the OAuth token traded for a 24-hour JWT",
+    token_url="https://www.inaturalist.org/oauth/token",
+    authorize_url="https://www.inaturalist.org/oauth/authorize",
+    jwt_url="https://www.inaturalist.org/users/api_token",
+    revoke_url="https://www.inaturalist.org/oauth/revoke",
+    api_url="https://api.inaturalist.org/v1",
+    client_auth="client_secret_post",  # iNaturalist takes the app id and secret in the body
+    env_prefix="INAT",
+    secrets=SECRETS,
+    required=("username", "password", "app_id", "app_secret"),
+    identity=("username", "app_id"),
+    env=env("INAT", SECRETS),
+    keyring_service="/inaturalist",
+    builtin=True,
 )

@@ -1,12 +1,9 @@
-"""Any OAuth 2.0 server: client credentials, password, refresh token, a pasted token.
+"""Any OAuth 2.0 server: client credentials, password, refresh token, a pasted token,
+and the logins that need a person (browser with PKCE, device code).
 
-The functions every kind provides (see ``Kind``):
-
-- ``acquire(p, creds, now)``: a flow to a new token from the secrets alone;
-- ``renew(p, token, creds, now)``: a flow to a new token from the cached one
-  (its refresh token), or ``None`` when that is not possible;
-- ``revoke(p, token, creds)``: a flow that revokes at the server, or ``None``;
-- ``resolve(p)``: endpoints from discovery, when only ``issuer`` is given.
+Its functions serve the kinds that are OAuth 2.0 underneath (Twitter's app-only
+token, iNaturalist's password grant): they read the client's secret names from
+``p.kind.client`` and bend at ``p.kind.hooks``.
 """
 
 from __future__ import annotations
@@ -17,10 +14,30 @@ from typing import Any
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
-from keyfob.provider import Kind, Provider
+from keyfob.provider.base import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow
+
+#: every secret a declared OAuth2 provider may use, and what each grant needs
+SECRETS = ("client_id", "client_secret", "username", "password", "refresh_token", "token")
+REQUIRED = {
+    "client_credentials": ("client_id", "client_secret"),
+    "password": ("client_id", "username", "password"),
+    "refresh_token": ("client_id", "refresh_token"),
+    "paste": ("token",),
+    # tokens from `keyfob login --flow browser|device`; renewed with their refresh token
+    "authorization_code": ("client_id", "refresh_token"),
+    "device_code": ("client_id", "refresh_token"),
+}
+IDENTITY = {
+    "client_credentials": ("client_id",),
+    "password": ("client_id", "username"),
+    "refresh_token": ("client_id",),
+    "paste": ("token",),
+    "authorization_code": ("client_id",),
+    "device_code": ("client_id",),
+}
 
 
 def pasted(value: str, now: float) -> Token:
@@ -39,10 +56,29 @@ def _token_url(p: Provider) -> str:
     return p.token_url
 
 
+def _finish(p: Provider, token: Token, now: float) -> Flow[Token]:
+    """The provider's hooks on a token its grant produced."""
+    hooks = p.kind.hooks
+    if hooks.token is not None:
+        token = hooks.token(token)
+    if hooks.then is not None:
+        token = yield from hooks.then(p, token, now)
+    return token
+
+
 def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
-    client_id, client_secret = creds.get("client_id"), creds.get("client_secret")
-    if creds.get("token") and p.grant == "paste":
-        return pasted(creds.values["token"], now)
+    """A new token from the secrets alone: a pasted one (where the grant's own secrets
+    are not all there), else a refresh token when given, else the provider's grant."""
+    token = creds.get("token")
+    if token and (p.grant == "paste" or any(n not in creds for n in p.required)):
+        return pasted(token, now)
+    return (yield from _finish(p, (yield from _grant(p, creds, now)), now))
+
+
+def _grant(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
+    id_name, secret_name = p.kind.client
+    client_id, client_secret = creds.get(id_name), creds.get(secret_name)
+    refusal = p.kind.hooks.refusal
     refresh_token = creds.get("refresh_token")
     if refresh_token:
         # A refresh token, when given, comes before repeating the original grant.
@@ -55,6 +91,7 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
                     client_secret=client_secret,
                     client_auth=_auth(p, client_secret),
                     now=now,
+                    refusal=refusal,
                 )
             )
         except InvalidCredentials:
@@ -71,17 +108,19 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
                 client_auth=p.client_auth,
                 scope=p.scope,
                 now=now,
+                refusal=refusal,
             )
         )
     if p.grant == "client_credentials":
         return (
             yield from grants.client_credentials(
                 _token_url(p),
-                client_id=creds.values["client_id"],
-                client_secret=creds.values["client_secret"],
+                client_id=creds.values[id_name],
+                client_secret=creds.values[secret_name],
                 client_auth=p.client_auth,
                 scope=p.scope,
                 now=now,
+                refusal=refusal,
             )
         )
     if creds.get("token"):
@@ -100,10 +139,27 @@ def interactive(
     *,
     clock: Callable[[], float],
     timeout: float = 300.0,
-    client: tuple[str, str] = ("client_id", "client_secret"),
+    poll_interval: float | None = None,
 ) -> Flow[Token]:
-    """The logins that need a person: ``browser`` (code + PKCE) and ``device`` (RFC 8628)."""
-    client_id, client_secret = creds.values[client[0]], creds.get(client[1])
+    """The logins that need a person: ``browser`` (code + PKCE) and ``device`` (RFC 8628),
+    then the provider's hooks on the token."""
+    token = yield from _interactive(
+        p, creds, flow, clock=clock, timeout=timeout, poll_interval=poll_interval
+    )
+    return (yield from _finish(p, token, clock()))
+
+
+def _interactive(
+    p: Provider,
+    creds: Credentials,
+    flow: str,
+    *,
+    clock: Callable[[], float],
+    timeout: float,
+    poll_interval: float | None,
+) -> Flow[Token]:
+    id_name, secret_name = p.kind.client
+    client_id, client_secret = creds.values[id_name], creds.get(secret_name)
     client_auth = _auth(p, client_secret)
     token_url = _token_url(p)
     if flow == "browser":
@@ -112,41 +168,37 @@ def interactive(
                 f"{p.name} has no authorize_url for a browser login",
                 hint="set authorize_url or issuer in config.toml",
             )
-        return grants.browser_login(
-            authorize_url=p.authorize_url,
-            token_url=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            client_auth=client_auth,
-            scope=p.scope,
-            redirect_uri=p.redirect_uri,
-            issuer=p.issuer,
-            timeout=timeout,
-            clock=clock,
+        return (
+            yield from grants.browser_login(
+                authorize_url=p.authorize_url,
+                token_url=token_url,
+                client_id=client_id,
+                client_secret=client_secret,
+                client_auth=client_auth,
+                scope=p.scope,
+                redirect_uri=p.redirect_uri,
+                issuer=p.issuer,
+                timeout=timeout,
+                clock=clock,
+            )
         )
     if not p.device_url:
         raise ConfigError(
             f"{p.name} has no device_url for a device login",
             hint="set device_url or issuer in config.toml",
         )
-    return grants.device_login(
-        device_url=p.device_url,
-        token_url=token_url,
-        client_id=client_id,
-        client_secret=client_secret,
-        client_auth=client_auth,
-        scope=p.scope,
-        interval=_test_interval(),
-        clock=clock,
+    return (
+        yield from grants.device_login(
+            device_url=p.device_url,
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_auth=client_auth,
+            scope=p.scope,
+            interval=poll_interval,
+            clock=clock,
+        )
     )
-
-
-def _test_interval() -> float | None:
-    """KEYFOB_TEST_DEVICE_INTERVAL: tests poll faster than RFC 8628's 5 s."""
-    import os
-
-    value = os.environ.get("KEYFOB_TEST_DEVICE_INTERVAL")
-    return float(value) if value else None
 
 
 def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
@@ -155,13 +207,15 @@ def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Tok
     assert token.refresh_token is not None
     # No scope: RFC 6749 §6 then grants the original scope; asking again for a
     # scope the server did not grant (resource scopes, say) is refused.
+    id_name, secret_name = p.kind.client
     return grants.refresh(
         p.token_url,
         token.refresh_token,
-        client_id=creds.get("client_id"),
-        client_secret=creds.get("client_secret"),
-        client_auth=_auth(p, creds.get("client_secret")),
+        client_id=creds.get(id_name),
+        client_secret=creds.get(secret_name),
+        client_auth=_auth(p, creds.get(secret_name)),
         now=now,
+        refusal=p.kind.hooks.refusal,
     )
 
 
@@ -169,7 +223,7 @@ def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
     if not p.revoke_url:
         return None
     url = p.revoke_url
-    client_id, client_secret = creds.get("client_id"), creds.get("client_secret")
+    client_id, client_secret = (creds.get(name) for name in p.kind.client)
 
     def flow() -> Flow[None]:
         # Revoking the refresh token first also ends its access tokens (RFC 7009 §2.1).
@@ -216,13 +270,48 @@ def resolve(p: Provider) -> Flow[Provider] | None:
 
 
 def label(p: Provider, creds: Credentials) -> str:
-    return creds.get("username") or creds.get("client_id") or ""
+    return creds.get("username") or creds.get(p.kind.client[0]) or ""
+
+
+def flows(p: Provider) -> tuple[str, ...]:
+    return ("password", "client", "paste", "browser", "device")
+
+
+def login_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
+    """The secrets a login flow asks for; ``None``: the provider's own grant."""
+    client = p.kind.client
+    if flow == "paste" or (flow is None and p.grant == "paste"):
+        return ("token",)
+    if flow in ("browser", "device"):
+        return client
+    if flow == "password" or (flow is None and p.grant == "password"):
+        return (*client, "username", "password")
+    if flow is None and p.grant == "refresh_token":
+        return (*client, "refresh_token")
+    return client
+
+
+def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
+    """A pasted token stands in for a paste grant's secrets, a refresh token for any grant's."""
+    if ("token" in creds and p.grant == "paste") or "refresh_token" in creds:
+        return ()
+    return tuple(n for n in p.required if n not in creds)
+
+
+def optional(p: Provider, flow: str | None) -> frozenset[str]:
+    """A public client has no secret (PKCE stands in for it), except for the client grant."""
+    return frozenset() if flow == "client" else frozenset({p.kind.client[1]})
 
 
 KIND = Kind(
+    name="oauth2",
     acquire=acquire,
     renew=renew,
     revoke=revoke,
+    flows=flows,
+    login_secrets=login_secrets,
+    missing=missing,
+    optional=optional,
     resolve=resolve,
     label=label,
     interactive=interactive,

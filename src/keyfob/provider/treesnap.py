@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from keyfob import _jwt, grants
 from keyfob.config import safe_url
 from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
-from keyfob.provider import Kind, Provider
+from keyfob.provider.base import Kind, Provider, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpRequest
@@ -152,4 +152,29 @@ def label(p: Provider, creds: Credentials) -> str:
     return f"user {sub}" if isinstance(sub, str | int) else ""
 
 
-KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label, supersedes="token")
+KIND = Kind(
+    name="treesnap",
+    acquire=acquire,
+    renew=renew,
+    revoke=revoke,
+    flows=lambda p: ("paste",),
+    login_secrets=own_secrets,
+    optional=interactive_optional,
+    label=label,
+    supersedes="token",
+)
+
+PROVIDER = Provider(
+    name="treesnap",
+    kind=KIND,
+    grant="paste",
+    description="TreeSnap: a one-year personal token, refreshed through its own endpoint",
+    refresh_url="https://treesnap.org/web-services/v1/refresh-tokens",
+    api_url="https://treesnap.org/web-services/v1",
+    env_prefix="TREESNAP",
+    secrets=("token",),
+    required=("token",),
+    identity=("token",),
+    env={"token": "TREESNAP_TOKEN"},
+    builtin=True,
+)

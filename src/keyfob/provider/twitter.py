@@ -8,8 +8,9 @@ it is invalidated at ``/oauth2/invalidate_token``. Errors come as
 from __future__ import annotations
 
 from keyfob import grants
-from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
-from keyfob.provider import Kind, Provider
+from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
+from keyfob.provider import oauth2
+from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 from keyfob.transport import Flow, HttpResponse
@@ -18,52 +19,37 @@ from keyfob.transport import Flow, HttpResponse
 CREDENTIAL_CODES = frozenset({32, 89, 99})
 
 
-def _check(response: HttpResponse, secrets: tuple[str, ...]) -> None:
-    if 200 <= response.status < 300:
-        return
+def refusal(response: HttpResponse, secrets: tuple[str, ...]) -> KeyfobError | None:
+    """Twitter's error answer, ``{"errors": [{"code": 99, "message": ...}]}``; None
+    when the answer is not in that shape (then it is read as an OAuth error)."""
     try:
         data = response.json()
     except ProviderError:
-        data = None
+        return None
     errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code = errors[0].get("code")
-        message = grants.clean(errors[0].get("message", ""), secrets)
-        where = f"Twitter ({response.what})"
-        if code in CREDENTIAL_CODES:
-            raise InvalidCredentials(
-                f"{where} refused the credentials: {message} (code {code})",
-                error=str(code),
-                description=message,
-                status=response.status,
-            )
-        raise ProviderError(
-            f"{where} answered HTTP {response.status}: {message} (code {code})",
+    if not (isinstance(errors, list) and errors and isinstance(errors[0], dict)):
+        return None
+    code = errors[0].get("code")
+    message = grants.clean(errors[0].get("message", ""), secrets)
+    where = f"Twitter ({response.what})"
+    if code in CREDENTIAL_CODES:
+        return InvalidCredentials(
+            f"{where} refused the credentials: {message} (code {code})",
             error=str(code),
             description=message,
             status=response.status,
         )
-    raise grants.error_from_response(response, secrets)
-
-
-def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
-    if not p.token_url:
-        raise ConfigError("provider twitter has no token_url")
-    request = grants.token_request(
-        p.token_url,
-        {"grant_type": "client_credentials"},
-        client_id=creds.values["api_key"],
-        client_secret=creds.values["api_secret"],
+    return ProviderError(
+        f"{where} answered HTTP {response.status}: {message} (code {code})",
+        error=str(code),
+        description=message,
+        status=response.status,
     )
-    response = yield request
-    assert response is not None
-    _check(response, request.secrets)
-    token = grants.parse_token_response(response, requested_at=now, secrets=request.secrets)
-    return token.replace(expires=None)  # app-only tokens live until invalidated
 
 
-def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
-    return None
+def never_expires(token: Token) -> Token:
+    """App-only tokens live until invalidated, whatever the answer says."""
+    return token.replace(expires=None)
 
 
 def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
@@ -81,7 +67,10 @@ def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
         )
         response = yield request
         assert response is not None
-        _check(response, request.secrets)
+        if not 200 <= response.status < 300:
+            raise refusal(response, request.secrets) or grants.error_from_response(
+                response, request.secrets
+            )
         return None
 
     return flow()
@@ -92,4 +81,33 @@ def label(p: Provider, creds: Credentials) -> str:
     return f"app {key[:6]}…" if key else ""
 
 
-KIND = Kind(acquire=acquire, renew=renew, revoke=revoke, label=label)
+#: client credentials of any OAuth2 server, with Twitter's own names and error answers
+KIND = Kind(
+    name="twitter",
+    acquire=oauth2.acquire,
+    renew=oauth2.renew,
+    revoke=revoke,
+    flows=lambda p: ("client",),
+    login_secrets=own_secrets,
+    optional=interactive_optional,
+    label=label,
+    client=("api_key", "api_secret"),
+    hooks=Hooks(refusal=refusal, token=never_expires),
+)
+
+SECRETS = ("api_key", "api_secret")
+PROVIDER = Provider(
+    name="twitter",
+    kind=KIND,
+    grant="client_credentials",
+    description="Twitter/X: app-only bearer token (client credentials); it does not expire",
+    token_url="https://api.twitter.com/oauth2/token",
+    revoke_url="https://api.twitter.com/oauth2/invalidate_token",
+    api_url="https://api.twitter.com/2",
+    env_prefix="TWITTER",
+    secrets=SECRETS,
+    required=SECRETS,
+    identity=("api_key",),
+    env=env("TWITTER", SECRETS),
+    builtin=True,
+)

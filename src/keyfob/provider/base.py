@@ -1,0 +1,208 @@
+"""What a provider is: its data (:class:`Provider`) and its behaviour (:class:`Kind`).
+
+A provider is a frozen dataclass of endpoints, grant, secret names and
+environment variables; its ``kind`` is the typed object that makes it work,
+exported by one module under ``keyfob.provider`` (``oauth2``, ``inaturalist``,
+``treesnap``, ``twitter``). A built-in provider and one declared in
+config.toml are the same type; nothing outside this package asks which kind a
+provider is, it asks the kind.
+
+Quirks are named hooks on a shared flow (authlib's compliance hooks), not
+copies of the flow: see :class:`Hooks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from keyfob.errors import KeyfobError
+    from keyfob.secretstore import Credentials
+    from keyfob.token import Token
+    from keyfob.transport import Flow, HttpResponse
+
+#: the ways `keyfob login --flow` can get a first token
+FLOWS = ("password", "client", "paste", "browser", "device")
+#: secrets that are not secret: shown in prompts as plain input, usable as identity
+PUBLIC_NAMES = frozenset({"username", "client_id", "app_id", "api_key"})
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider's data. ``kind`` does the work; everything else is what config may set."""
+
+    name: str
+    kind: Kind
+    grant: str = "client_credentials"
+    description: str = ""
+    token_url: str | None = None
+    authorize_url: str | None = None
+    device_url: str | None = None
+    revoke_url: str | None = None
+    introspect_url: str | None = None
+    jwt_url: str | None = None
+    refresh_url: str | None = None
+    api_url: str | None = None
+    issuer: str | None = None
+    client_auth: str = "client_secret_basic"
+    scope: str | None = None
+    env_prefix: str = ""
+    redirect_uri: str | None = None
+    leeway: float = 60.0
+    #: every secret the provider may use, in prompt order, and the ones its grant needs
+    secrets: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    #: the secrets that name whose token it is (never a secret value itself)
+    identity: tuple[str, ...] = ()
+    #: secret name -> environment variable
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: keyring service of the default account (iNaturalist shares pyinaturalist's)
+    keyring_service: str = ""
+    builtin: bool = False
+
+    def service(self, account: str = "") -> str:
+        if account:
+            return f"keyfob:{self.name}:{account}"
+        return self.keyring_service or f"keyfob:{self.name}"
+
+    def env_var(self, name: str) -> str:
+        return self.env.get(name) or f"{self.env_prefix}_{name.upper()}"
+
+    @property
+    def identity_env(self) -> str:
+        return ",".join(f"{name}={self.env_var(name)}" for name in self.identity)
+
+
+# -- the signatures a kind provides -------------------------------------------------
+
+
+class Acquire(Protocol):
+    """A flow to a new token from the secrets alone (the provider's grant)."""
+
+    def __call__(self, p: Provider, creds: Credentials, now: float) -> Flow[Token]: ...
+
+
+class Renew(Protocol):
+    """A flow to a new token from the cached one (its refresh token), or None."""
+
+    def __call__(
+        self, p: Provider, token: Token, creds: Credentials, now: float
+    ) -> Flow[Token] | None: ...
+
+
+class Revoke(Protocol):
+    """A flow that revokes ``token`` at the server, or None where it cannot."""
+
+    def __call__(self, p: Provider, token: Token, creds: Credentials) -> Flow[None] | None: ...
+
+
+class Resolve(Protocol):
+    """A flow to the provider with its endpoints discovered, or None: nothing to find."""
+
+    def __call__(self, p: Provider) -> Flow[Provider] | None: ...
+
+
+class Interactive(Protocol):
+    """A login that needs a person (``browser``, ``device``)."""
+
+    def __call__(
+        self,
+        p: Provider,
+        creds: Credentials,
+        flow: str,
+        *,
+        clock: Callable[[], float],
+        timeout: float,
+        poll_interval: float | None,
+    ) -> Flow[Token]: ...
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Named points where a provider bends a shared OAuth2 flow (authlib's
+    ``register_compliance_hook``), instead of rewriting the flow."""
+
+    #: an error answer in the provider's own shape (Twitter's ``{"errors": [...]}``),
+    #: as a keyfob error; None: read it as an OAuth error (RFC 6749 §5.2)
+    refusal: Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None] | None = None
+    #: the token as the provider really means it (Twitter: it never expires)
+    token: Callable[[Token], Token] | None = None
+    #: a further step after the token answer (iNaturalist: trade it for a JWT)
+    then: Callable[[Provider, Token, float], Flow[Token]] | None = None
+
+
+def no_label(p: Provider, creds: Credentials) -> str:
+    return ""
+
+
+def missing_required(p: Provider, creds: Credentials) -> tuple[str, ...]:
+    return tuple(n for n in p.required if n not in creds)
+
+
+def no_optional(p: Provider, flow: str | None) -> frozenset[str]:
+    return frozenset()
+
+
+def interactive_optional(p: Provider, flow: str | None) -> frozenset[str]:
+    """The logins that need a person may be made by a public client, without a secret."""
+    return frozenset({p.kind.client[1]}) if flow in ("browser", "device") else frozenset()
+
+
+def own_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
+    """What a login asks for where the provider names its own secrets: a pasted
+    token, the client for a login with a person, else every secret but the token."""
+    if flow == "paste":
+        return ("token",)
+    if flow in ("browser", "device"):
+        return p.kind.client
+    return tuple(n for n in p.secrets if n != "token")
+
+
+def env(prefix: str, names: tuple[str, ...]) -> dict[str, str]:
+    """Secret name -> ``PREFIX_NAME``."""
+    return {name: f"{prefix}_{name.upper()}" for name in names}
+
+
+#: the login flow a grant's tokens come from, where it is not the grant itself
+INTERACTIVE_GRANTS = {"authorization_code": "browser", "device_code": "device"}
+
+
+def login_flow(p: Provider, flow: str | None) -> str | None:
+    """The flow a login takes: the one asked for, else the one the grant needs."""
+    return flow or INTERACTIVE_GRANTS.get(p.grant)
+
+
+@dataclass(frozen=True, eq=False)
+class Kind:
+    """The behaviour of one kind of provider; each provider module exports one.
+
+    ``flows`` are the login flows it can do, the first the default; ``login_secrets``
+    what a login flow asks for; ``missing`` which secrets its grant still needs
+    (some stand in for others: a pasted token, a refresh token); ``optional``
+    the ones a login may leave empty (a public client has no secret).
+    """
+
+    name: str
+    acquire: Acquire
+    renew: Renew
+    revoke: Revoke
+    flows: Callable[[Provider], tuple[str, ...]]
+    login_secrets: Callable[[Provider, str | None], tuple[str, ...]]
+    missing: Callable[[Provider, Credentials], tuple[str, ...]] = missing_required
+    optional: Callable[[Provider, str | None], frozenset[str]] = no_optional
+    resolve: Resolve | None = None
+    label: Callable[[Provider, Credentials], str] = no_label
+    interactive: Interactive | None = None
+    #: the identity names a token itself tells (after a browser login, where no
+    #: username was typed)
+    identify: Callable[[Provider, Token], dict[str, str]] | None = None
+    #: the stored secret a renewed token replaces (TreeSnap's personal token)
+    supersedes: str | None = None
+    #: the secret names of the client (app): its id, and its secret
+    client: tuple[str, str] = ("client_id", "client_secret")
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def __repr__(self) -> str:
+        return f"<Kind {self.name}>"
