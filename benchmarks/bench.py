@@ -71,9 +71,9 @@ def in_process(provider_url: str) -> None:
     import requests
 
     import keyfob
-    from keyfob import broker
+    from keyfob import wiring
 
-    broker.reset()
+    wiring.reset()
     keyfob.get_token("local")  # into memory
     n = 200_000
     per = timeit.timeit(lambda: keyfob.get_token("local"), number=n) / n

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from keyfob import broker
+from keyfob import wiring
 from keyfob.testing import (
     DEMO_CLIENT_SECRET,
     DEMO_INAT_APP_SECRET,
@@ -97,9 +97,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "home"
     monkeypatch.setenv("KEYFOB_HOME", str(folder))
     monkeypatch.setenv("KEYFOB_KEYRING", "file")
-    broker.reset()
+    wiring.reset()
     yield folder
-    broker.reset()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def configured(home: Path, local: LocalProvider, monkeypatch: pytest.MonkeyPatch
     (home / "config.toml").write_text(local.config_toml())
     for name, value in local.environ().items():
         monkeypatch.setenv(name, value)
-    broker.reset()
+    wiring.reset()
     return local
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from keyfob.accounts import Accounts
 from keyfob.broker import Broker
 from keyfob.cache.sqlite import SQLiteCache
 from keyfob.errors import InvalidCredentials, TransportError
@@ -280,15 +281,15 @@ def test_explicit_username_never_gets_the_cached_token_of_another(
 def test_login_with_a_wrong_password_leaves_stored_secrets_unchanged(
     broker: Broker, configured: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
 ) -> None:
-    broker.set_credentials("local", password=DEMO_PASSWORD)
-    before = broker.get_credentials("local")
+    Accounts(broker).set_credentials("local", password=DEMO_PASSWORD)
+    before = Accounts(broker).get_credentials("local")
     no_secret_leaks.plant(WRONG_PASSWORD)
 
     with pytest.raises(InvalidCredentials) as caught:
-        broker.login("local", password=WRONG_PASSWORD)
+        Accounts(broker).login("local", password=WRONG_PASSWORD)
     no_secret_leaks.add("InvalidCredentials", caught.value.one_line())
 
-    assert broker.get_credentials("local") == before == {"password": DEMO_PASSWORD}
+    assert Accounts(broker).get_credentials("local") == before == {"password": DEMO_PASSWORD}
 
 
 def test_login_with_a_wrong_password_stores_nothing(
@@ -298,20 +299,20 @@ def test_login_with_a_wrong_password_stores_nothing(
     no_secret_leaks.plant(WRONG_PASSWORD)
 
     with pytest.raises(InvalidCredentials):
-        broker.login("local")
+        Accounts(broker).login("local")
 
-    assert broker.get_credentials("local") == {}
+    assert Accounts(broker).get_credentials("local") == {}
 
 
 def test_login_stores_the_secrets_once_the_first_token_is_good(
     make_broker, configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_broker().login("local")
+    Accounts(make_broker()).login("local")
     for name in ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD"):
         monkeypatch.delenv(name)
 
     later = make_broker()
-    stored = later.get_credentials("local")
+    stored = Accounts(later).get_credentials("local")
     assert stored["username"] == DEMO_USERNAME and stored["password"] == DEMO_PASSWORD
     token = later.get_token("local", refresh=True)  # from the stored secrets alone
     assert sub_of(configured, token) == DEMO_USERNAME

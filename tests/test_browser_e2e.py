@@ -79,7 +79,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         proc = subprocess.Popen(
             [node, str(LAB / "provider.mjs")],
             cwd=LAB,
-            env={**os.environ, "PORT": "0", "HOST": "127.0.0.1"},
+            env={**os.environ, "PORT": "0", "HOST": "127.0.0.1", "DEVICE_INTERVAL": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -172,7 +172,6 @@ def oidc(home: Path, lab: Lab, seen: Seen, monkeypatch: pytest.MonkeyPatch) -> L
     )
     monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT)
     monkeypatch.setenv("OIDC_CLIENT_SECRET", SECRET)
-    monkeypatch.setenv("KEYFOB_TEST_DEVICE_INTERVAL", "0.5")
     for name in UNSET:
         monkeypatch.delenv(name, raising=False)
     return lab

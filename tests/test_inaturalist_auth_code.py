@@ -116,7 +116,7 @@ def test_browser_login_works_without_the_app_secret(
     configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("INAT_APP_SECRET")
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     token = browser_login(Browser())
     assert "private_geojson" in observation(configured, token.access_token)
 
@@ -163,7 +163,7 @@ def test_auth_code_function_returns_the_cached_jwt_without_a_browser(
     configured: LocalProvider,
 ) -> None:
     first = get_access_token_via_auth_code(port=free_port(), person=Browser())
-    keyfob.broker.reset()  # a new process: only the cache remembers
+    keyfob.wiring.reset()  # a new process: only the cache remembers
     again = get_access_token_via_auth_code(port=free_port(), person=NoBrowser())
     assert again == first
     assert configured.count("/oauth/authorize") == 1
@@ -192,7 +192,7 @@ def test_auth_code_function_takes_app_id_as_argument(
 ) -> None:
     monkeypatch.delenv("INAT_APP_ID")
     monkeypatch.delenv("INAT_APP_SECRET")
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     browser = Browser()
     get_access_token_via_auth_code(app_id=DEMO_INAT_APP_ID, port=free_port(), person=browser)
     assert query_of(browser.opened[0])["client_id"] == DEMO_INAT_APP_ID
@@ -212,7 +212,7 @@ def test_auth_code_function_without_app_id_raises_authentication_error(
     configured: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
 ) -> None:
     monkeypatch.delenv("INAT_APP_ID")
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     with pytest.raises(AuthenticationError) as raised:
         get_access_token_via_auth_code(port=free_port(), person=NoBrowser())
     no_secret_leaks.add("AuthenticationError", str(raised.value))
@@ -223,7 +223,7 @@ def test_auth_code_function_without_pkce_needs_the_app_secret(
     configured: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
 ) -> None:
     monkeypatch.delenv("INAT_APP_SECRET")
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     with pytest.raises(AuthenticationError) as raised:
         get_access_token_via_auth_code(port=free_port(), use_pkce=False, person=NoBrowser())
     no_secret_leaks.add("AuthenticationError", str(raised.value))
@@ -234,7 +234,7 @@ def test_auth_code_function_without_pkce_takes_the_secret_as_argument(
     configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("INAT_APP_SECRET")
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     jwt = get_access_token_via_auth_code(
         app_secret=DEMO_INAT_APP_SECRET, use_pkce=False, port=free_port(), person=Browser()
     )
@@ -254,7 +254,7 @@ def test_browser_login_token_serves_that_user_later_without_the_password(
     # The JWT names its user, so the browser login's identity is the password
     # login's: INAT_USERNAME (the same user) finds the cached token.
     token = keyfob.login("inaturalist", flow="browser", person=Browser())
-    keyfob.broker.reset()  # a new process: only the cache remembers
+    keyfob.wiring.reset()  # a new process: only the cache remembers
     logins = configured.count("/oauth/token")
     assert keyfob.get_token("inaturalist").access_token == token.access_token
     assert configured.count("/oauth/token") == logins

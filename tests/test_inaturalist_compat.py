@@ -21,7 +21,7 @@ import pytest
 import requests
 
 import keyfob
-from keyfob import broker
+from keyfob import wiring
 from keyfob.inaturalist import (
     AuthenticationError,
     get_access_token,
@@ -74,10 +74,10 @@ def plaintext_keyring(
     previous = keyring.get_keyring()
     keyring.core.init_backend()  # keyring reads PYTHON_KEYRING_BACKEND once per process
     assert type(keyring.get_keyring()).__name__ == "PlaintextKeyring"
-    broker.reset()
+    wiring.reset()
     yield tmp_path / "xdg-data"
     keyring.set_keyring(previous)
-    broker.reset()
+    wiring.reset()
 
 
 def unset_inat_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,7 +245,7 @@ def test_cached_token_never_crosses_accounts(
     monkeypatch.setenv("INAT_USERNAME", SECOND_USERNAME)
     monkeypatch.setenv("INAT_PASSWORD", SECOND_PASSWORD)
     if new_process:
-        broker.reset()  # memory gone: only the SQLite cache is left to (not) trust
+        wiring.reset()  # memory gone: only the SQLite cache is left to (not) trust
 
     second = get_access_token()
 

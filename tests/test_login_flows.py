@@ -74,7 +74,6 @@ def oidc(home: Path, lab: Lab, seen: Seen, monkeypatch: pytest.MonkeyPatch) -> L
     configure(home, lab.issuer)
     monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT)
     monkeypatch.setenv("OIDC_CLIENT_SECRET", SECRET)
-    monkeypatch.setenv("KEYFOB_TEST_DEVICE_INTERVAL", "0.5")
     return lab
 
 

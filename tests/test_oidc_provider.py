@@ -144,7 +144,8 @@ def running_provider(tmp: Path, **env: str) -> Iterator[tuple[Lab, subprocess.Po
         _unavailable("tests/oidc/node_modules is missing")
     assert node is not None
     log = tmp / "provider.log"
-    environ = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", **env}
+    # Device logins poll once a second, as the server asks, not every 5 s.
+    environ = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", "DEVICE_INTERVAL": "1", **env}
     environ.pop("ISSUER_HOST", None)
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
@@ -237,7 +238,7 @@ def configure(home: Path, **providers: dict[str, Any]) -> None:
         lines.append("")
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("\n".join(lines))
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
 
 
 def provider_table(issuer: str, **more: Any) -> dict[str, Any]:
@@ -278,7 +279,7 @@ def test_discovery_from_the_issuer_alone_finds_token_revocation_and_introspectio
     )
     resolve = p.kind.resolve
     assert resolve is not None
-    found = keyfob.broker.default().transport.run(resolve(p))
+    found = keyfob.wiring.default().transport.run(resolve(p))
     assert (found.token_url, found.revoke_url, found.introspect_url) == (
         f"{oidc.issuer}/token",
         f"{oidc.issuer}/token/revocation",

@@ -276,9 +276,9 @@ def test_keyfob_home_puts_everything_under_one_folder(
 def test_providers_stays_the_public_function_once_the_provider_package_is_loaded(
     home: object,
 ) -> None:
-    import keyfob.broker
     import keyfob.provider  # what the broker imports
+    import keyfob.wiring
 
-    keyfob.broker.reset()
+    keyfob.wiring.reset()
     names = [p.name for p in keyfob.providers()]
     assert {"inaturalist", "treesnap", "twitter"} <= set(names)

@@ -27,7 +27,7 @@ import pytest
 import redis
 
 import keyfob
-from keyfob import broker
+from keyfob import broker, wiring
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.cache.memory import MemoryCache
@@ -476,7 +476,7 @@ def shared(
     configured: LocalProvider, server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> LocalProvider:
     monkeypatch.setenv("KEYFOB_CACHE_URL", server.url)
-    broker.reset()
+    wiring.reset()
     return configured
 
 
@@ -486,7 +486,7 @@ def test_broker_uses_redis_when_a_cache_url_is_configured(
     token = keyfob.get_token("local")
     client = server.client()
     assert client.hget(f"keyfob:token:{key_hash(KEY)}", "access_token") == token.access_token
-    assert f"127.0.0.1:{server.port}" in broker.default().cache.describe()
+    assert f"127.0.0.1:{server.port}" in wiring.default().cache.describe()
 
 
 def test_broker_refuses_a_cache_url_that_is_not_redis(
@@ -494,7 +494,7 @@ def test_broker_refuses_a_cache_url_that_is_not_redis(
 ) -> None:
     no_secret_leaks.plant("hunter2-cache-password")
     monkeypatch.setenv("KEYFOB_CACHE_URL", "memcached://:hunter2-cache-password@127.0.0.1/")
-    broker.reset()
+    wiring.reset()
     with pytest.raises(ConfigError) as caught:
         keyfob.get_token("local")
     no_secret_leaks.add("ConfigError", str(caught.value))
@@ -533,7 +533,7 @@ def test_valid_token_in_the_local_copy_needs_no_redis_round_trip(
     shared: LocalProvider, server: RedisServer
 ) -> None:
     first = keyfob.get_token("local")
-    broker.reset()  # a new process: nothing in memory, the local SQLite copy on disk
+    wiring.reset()  # a new process: nothing in memory, the local SQLite copy on disk
 
     idle = -server.commands() + server.commands()
     before = server.commands()
@@ -570,10 +570,10 @@ WORKER = textwrap.dedent(
 
     import httpx, redis  # the heavy imports before the start: the race is about tokens
     import keyfob
-    from keyfob import broker
+    from keyfob import wiring
 
     threads, ready, start = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    broker.default().cache
+    wiring.default().cache
     barrier = threading.Barrier(threads)
     tokens, errors = [], []
 

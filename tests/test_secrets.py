@@ -20,6 +20,7 @@ import pytest
 from keyring.errors import KeyringLocked
 
 import keyfob
+from keyfob.accounts import Accounts
 from keyfob.broker import Broker
 from keyfob.errors import StorageError
 from keyfob.secretstore import Credentials, FileStore, KeyringStore, open_store, resolve
@@ -445,7 +446,7 @@ def test_broker_with_a_locked_keyring_raises_instead_of_using_the_file(
         with pytest.raises(StorageError):
             broker.get_token("twitter")
         with pytest.raises(StorageError):
-            broker.login(
+            Accounts(broker).login(
                 "twitter", api_key=DEMO_TWITTER_API_KEY, api_secret=DEMO_TWITTER_API_SECRET
             )
     finally:

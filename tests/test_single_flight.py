@@ -3,14 +3,13 @@ the token endpoint sees exactly one request, and everyone gets that token.
 
 The processes are real (``subprocess`` running a small script); each one
 waits for a start file and then releases its threads behind a barrier, so
-they really race. ``KEYFOB_TEST_NO_LOCKS=1`` switches the locks off to show
-that the same test fails without them.
+they really race. A broker built with ``flight=Unlocked()`` runs the same
+algorithm without its locks, to show that the same test then fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,9 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import keyfob
+from keyfob.broker import Broker
+from keyfob.flight import Unlocked
 from keyfob.testing import LocalProvider
 
 PROCESSES = 4
@@ -32,18 +31,18 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     import httpx  # the heavy imports before the start, so the race is about tokens
-    import keyfob
-    from keyfob import broker
+    from keyfob.broker import Broker
+    from keyfob.flight import Unlocked
 
     threads, ready, start = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    broker.default()
+    broker = Broker(flight=Unlocked()) if sys.argv[4:] == ["unlocked"] else Broker()
     barrier = threading.Barrier(threads)
     tokens, errors = [], []
 
     def ask():
         try:
             barrier.wait()
-            tokens.append(keyfob.get_token("local").access_token)
+            tokens.append(broker.get_token("local").access_token)
         except BaseException as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -60,17 +59,16 @@ WORKER = textwrap.dedent(
 )
 
 
-def race_processes(tmp_path: Path, no_secret_leaks, env: dict[str, str] | None = None) -> list[str]:
+def race_processes(tmp_path: Path, no_secret_leaks, *, locks: bool = True) -> list[str]:
     """Start PROCESSES x THREADS callers of get_token("local"); their tokens."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     start = tmp_path / "start"
     ready = [tmp_path / f"ready-{i}" for i in range(PROCESSES)]
-    environ = {**os.environ, **(env or {})}
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), str(THREADS), str(r), str(start)],
-            env=environ,
+            [sys.executable, str(script), str(THREADS), str(r), str(start)]
+            + ([] if locks else ["unlocked"]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -107,7 +105,8 @@ def release(
                 w.wait()
 
 
-def race_threads(count: int) -> list[str]:
+def race_threads(count: int, broker: Broker | None = None) -> list[str]:
+    ask_for = broker.get_token if broker is not None else keyfob.get_token
     barrier = threading.Barrier(count)
     tokens: list[str] = []
     errors: list[BaseException] = []
@@ -115,7 +114,7 @@ def race_threads(count: int) -> list[str]:
     def ask() -> None:
         try:
             barrier.wait()
-            tokens.append(keyfob.get_token("local").access_token)
+            tokens.append(ask_for("local").access_token)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -144,7 +143,7 @@ def test_processes_and_threads_without_locks_stampede_the_token_endpoint(
 ) -> None:
     # Proves the test above can fail: same race, locks switched off.
     configured.delay("/std/token", 0.2)
-    tokens = race_processes(tmp_path, no_secret_leaks, env={"KEYFOB_TEST_NO_LOCKS": "1"})
+    tokens = race_processes(tmp_path, no_secret_leaks, locks=False)
 
     assert len(tokens) == PROCESSES * THREADS
     assert configured.count("/std/token") > 1
@@ -182,12 +181,13 @@ def test_threads_wait_for_a_slow_token_endpoint_instead_of_asking_again(
     assert len(set(tokens)) == 1
 
 
-def test_threads_without_locks_stampede_the_token_endpoint(
-    configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KEYFOB_TEST_NO_LOCKS", "1")
+def test_threads_without_locks_stampede_the_token_endpoint(configured: LocalProvider) -> None:
     configured.delay("/std/token", 0.2)
-    tokens = race_threads(16)
+    broker = Broker(flight=Unlocked())
+    try:
+        tokens = race_threads(16, broker)
+    finally:
+        broker.transport.close()
 
     assert len(tokens) == 16
     assert configured.count("/std/token") > 1

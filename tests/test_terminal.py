@@ -109,7 +109,6 @@ def test_device_login_on_a_terminal_shows_a_spinner_and_stops_cleanly_on_ctrl_c(
         os.environ,
         OIDC_CLIENT_ID=CLIENT,
         OIDC_CLIENT_SECRET=SECRET,
-        KEYFOB_TEST_DEVICE_INTERVAL="1",
     )
     term = Pty(["login", "oidc", "--flow", "device"], env)
     term.read_until("waiting for approval")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyfob import broker
+from keyfob import wiring
 from keyfob.provider import Provider
 from keyfob.token import Token
 
@@ -19,33 +19,33 @@ def get_token(
     they win over the environment and the keyring. ``refresh=True`` skips every
     cache and gets a new token.
     """
-    return broker.default().get_token(provider, account=account, refresh=refresh, **credentials)
+    return wiring.default().get_token(provider, account=account, refresh=refresh, **credentials)
 
 
 def login(
     provider: str, *, account: str | None = None, flow: str | None = None, **credentials: Any
 ) -> Token:
     """Get a first token with the given (or found) secrets, then store them in the keyring."""
-    return broker.default().login(provider, account=account, flow=flow, **credentials)
+    return wiring.accounts().login(provider, account=account, flow=flow, **credentials)
 
 
 def logout(provider: str, *, account: str | None = None, revoke: bool = False) -> None:
     """Forget cached tokens and stored secrets; ``revoke=True`` first revokes at the
     server (RFC 7009, or the provider's own endpoint) where the provider can."""
-    broker.default().logout(provider, account=account, revoke=revoke)
+    wiring.accounts().logout(provider, account=account, revoke=revoke)
 
 
 def set_credentials(provider: str, *, account: str | None = None, **secrets: str) -> None:
     """Store secrets in the secret store (the keyring, or the 0600 file without one)."""
-    broker.default().set_credentials(provider, account=account, **secrets)
+    wiring.accounts().set_credentials(provider, account=account, **secrets)
 
 
 def get_credentials(provider: str, *, account: str | None = None) -> dict[str, str]:
     """The secrets stored for ``provider``, by name."""
-    return broker.default().get_credentials(provider, account=account)
+    return wiring.accounts().get_credentials(provider, account=account)
 
 
 def providers() -> list[Provider]:
     """Built-in providers and those declared in config.toml."""
-    known = broker.default().providers
+    known = wiring.default().providers
     return [known[name] for name in sorted(known)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from keyfob.cache import Entry
 
@@ -48,33 +48,64 @@ def fingerprint(provider: str, values: Mapping[str, str]) -> str:
     return _digest("keyfob-identity\0" + text)
 
 
-def from_environment(
-    provider: str, identity_env: str, environ: Mapping[str, str]
-) -> tuple[str | None, bool]:
-    """The fingerprint from the environment alone, as the cached-token path sees it.
-
-    ``identity_env`` is ``"name=VAR,name=VAR"``. Returns ``(fingerprint, complete)``:
-    ``(None, True)`` when no variable is set (the identity is in the store),
-    ``(None, False)`` when only some are (only the full lookup can tell).
-    """
-    pairs = [item.split("=", 1) for item in identity_env.split(",") if "=" in item]
-    found = {name: environ[var] for name, var in pairs if environ.get(var)}
+def verdict(provider: str, entry: Entry, found: Mapping[str, str], total: int) -> bool | None:
+    """Does ``entry`` belong to the identity whose names ``found`` holds (of ``total``)?
+    True, False, or ``None`` when only the secret store can tell."""
     if not found:
-        return None, True
-    if len(found) < len(pairs):
-        return None, False
-    return fingerprint(provider, found), True
+        # Nothing named here: the identity is the stored one, which is what an
+        # entry saved from the store belongs to.
+        return True if entry.identity_source == "store" else None
+    if len(found) < total:
+        return None
+    return fingerprint(provider, found) == entry.fingerprint
 
 
 def trusts(provider: str, entry: Entry, environ: Mapping[str, str]) -> bool | None:
-    """Whether a cache entry belongs to the identity the environment names:
-    True, False, or ``None`` when only the secret store can tell. The broker
-    and the cached-token path both ask this."""
-    fingerprint_now, complete = from_environment(provider, entry.identity_env, environ)
-    if not complete:
-        return None
-    if fingerprint_now is None:
-        # Nothing in the environment: the identity is the stored one, which is
-        # what an entry saved from the store belongs to.
-        return True if entry.identity_source == "store" else None
-    return fingerprint_now == entry.fingerprint
+    """:func:`verdict` from the environment alone, as the cached-token path sees it
+    (``entry.identity_env`` is ``"name=VAR,name=VAR"``)."""
+    pairs = [item.split("=", 1) for item in entry.identity_env.split(",") if "=" in item]
+    found = {name: environ[var] for name, var in pairs if environ.get(var)}
+    return verdict(provider, entry, found, len(pairs))
+
+
+class Identity:
+    """Whose token is asked for: the identity names' values from the arguments and
+    the environment, and only where those cannot tell, from the secret store.
+
+    ``owns(entry)`` is the one answer to "is this cached token this identity's?",
+    for the memory, the cache and the look under the lock alike.
+    """
+
+    __slots__ = ("_lookup", "_stored", "direct", "names", "provider")
+
+    def __init__(
+        self,
+        provider: str,
+        names: tuple[str, ...],
+        direct: Mapping[str, str],
+        lookup: Callable[[tuple[str, ...]], Mapping[str, str]],
+    ) -> None:
+        self.provider = provider
+        self.names = names
+        self.direct = direct
+        self._lookup = lookup  # the store, asked only for the names not given directly
+        self._stored: str | None = None
+
+    def fingerprint(self) -> str:
+        """The identity's fingerprint, "" when no name is known anywhere."""
+        if self._stored is None:
+            values = dict(self.direct)
+            rest = tuple(n for n in self.names if n not in values)
+            if rest:
+                values.update(self._lookup(rest))
+            self._stored = fingerprint(self.provider, values) if values else ""
+        return self._stored
+
+    def owns(self, entry: Entry) -> bool:
+        if self.direct and len(self.direct) == len(self.names):
+            return self.fingerprint() == entry.fingerprint  # computed once per identity
+        said = verdict(self.provider, entry, self.direct, len(self.names))
+        if said is not None:
+            return said
+        mine = self.fingerprint()
+        return not mine or mine == entry.fingerprint

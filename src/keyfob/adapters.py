@@ -16,7 +16,7 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
-from keyfob import broker as _broker
+from keyfob import wiring
 from keyfob.token import Token
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class _Bound:
 
     @property
     def broker(self) -> Broker:
-        return self._broker if self._broker is not None else _broker.default()
+        return self._broker if self._broker is not None else wiring.default()
 
     def token(self) -> Token:
         return self.broker.get_token(self.provider, account=self.account, **self._credentials)

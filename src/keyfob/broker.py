@@ -1,25 +1,26 @@
 """The one place that decides: memory → cache → lock → look again → renew or acquire → save.
 
-Single flight per (provider, account): a per-key lock in the process and the
-cache's per-key lock across processes (a file lock for SQLite), with a second
-look in the cache once the lock is held, so however many threads and
-processes ask at once, the token endpoint sees one request.
+Whose a cached token is, :class:`keyfob._identity.Identity` answers; whether it
+is good, ``Token.state``; how a provider gets and renews one, its kind. Single
+flight (:mod:`keyfob.flight`) makes the token endpoint see one request however
+many threads, processes and machines ask at once. Logging in and out, and what
+is stored, are :mod:`keyfob.accounts`; building a broker from the settings is
+:mod:`keyfob.wiring`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from keyfob import _identity, _paths, config
+from keyfob import config
+from keyfob._identity import Identity
 from keyfob.cache import Entry, Key
-from keyfob.cache.base import Cache, CacheUnavailable
+from keyfob.cache.base import Cache
 from keyfob.errors import (
     ConfigError,
     CredentialsMissing,
@@ -28,29 +29,27 @@ from keyfob.errors import (
     ProviderError,
     TransportError,
 )
-from keyfob.provider import Provider, login_flow, registry
-from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
+from keyfob.flight import Flight, SingleFlight
+from keyfob.provider import Provider, registry
+from keyfob.secretstore import Credentials, SecretStore, resolve
 from keyfob.token import Token, TokenState
-from keyfob.transport import Person, Transport
+from keyfob.transport import Transport
 
 log = logging.getLogger("keyfob")
 
-#: test-only: switch off every lock, to show the single-flight tests can fail
-NO_LOCKS_ENV = "KEYFOB_TEST_NO_LOCKS"
-
-
-@dataclass(frozen=True)
-class StatusRow:
-    provider: str
-    account: str
-    kind: str
-    expires_in: float | None  # seconds; None: no token cached / never expires
-    has_token: bool
-    state: str
-    secrets: Mapping[str, str]  # secret name -> where it is kept
+OpenCache = Callable[[Callable[[str], None]], Cache]
+OpenStore = Callable[[Mapping[str, str]], SecretStore]
 
 
 class Broker:
+    """Tokens for every provider, by (provider, account).
+
+    ``cache``, ``store`` and ``transport`` are made on first use when not given
+    (``open_cache``, ``open_store``); ``clock`` is epoch seconds (tests move it by
+    hand); ``flight`` is the single-flight lock (``keyfob.flight.Unlocked`` in the
+    tests that show it matters).
+    """
+
     def __init__(
         self,
         *,
@@ -60,19 +59,29 @@ class Broker:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        flight: Flight | None = None,
+        open_cache: OpenCache | None = None,
+        open_store: OpenStore | None = None,
     ) -> None:
+        from keyfob import wiring
+
         self.environ = os.environ if environ is None else environ
         self.settings = settings if settings is not None else config.load(self.environ)
         self.providers = registry(self.settings)
         self._cache = cache
         self._store = store
+        self._open_cache = open_cache or wiring.cache_opener(self.settings)
+        self._open_store = open_store or wiring.open_store
         self.transport = transport or Transport(self.settings.http, clock=clock)
         self.clock = clock
-        self._memory: dict[Key, tuple[Token, float, tuple[str | None, ...]]] = {}
-        self._locks: dict[Key, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.flight = flight or SingleFlight(
+            lambda key: self.cache.lock(key), on_warning=self.warn_once
+        )
+        self._memory: dict[Key, tuple[Entry, float]] = {}
+        self._identities: dict[tuple[str, tuple[tuple[str, str], ...]], Identity] = {}
         self._resolved: dict[str, Provider] = {}
         self._warned: set[str] = set()
+        self._guard = threading.Lock()
         self._identity_vars = {
             name: tuple((n, p.env_var(n)) for n in p.identity) for name, p in self.providers.items()
         }
@@ -87,37 +96,15 @@ class Broker:
     @property
     def cache(self) -> Cache:
         if self._cache is None:
-            with self._guard:
+            with self._guard:  # threads asking at once open it once
                 if self._cache is None:
-                    self._cache = self._open_cache()
+                    self._cache = self._open_cache(self.warn_once)
         return self._cache
-
-    def _open_cache(self) -> Cache:
-        from keyfob.cache.memory import MemoryCache
-        from keyfob.cache.sqlite import SQLiteCache
-
-        url = self.settings.cache_url
-        if url and not url.startswith(("redis://", "rediss://")):
-            raise ConfigError(
-                f"the cache URL {config.safe_url(url)} is not a redis:// or rediss:// URL",
-                hint=f"fix [cache] url in {self.settings.path}, or KEYFOB_CACHE_URL",
-            )
-        local: Cache
-        try:
-            local = SQLiteCache(_paths.cache_dir(), on_warning=self.warn_once)
-        except CacheUnavailable as exc:
-            self.warn_once(f"{exc}; tokens are not cached between runs")
-            local = MemoryCache()
-        if not url:
-            return local
-        from keyfob.cache.redis import RedisCache  # imports redis: only when configured
-
-        return RedisCache(url, local=local, on_warning=self.warn_once)
 
     @property
     def store(self) -> SecretStore:
         if self._store is None:
-            self._store = open_store(self.environ)
+            self._store = self._open_store(self.environ)
         return self._store
 
     def provider(self, name: str) -> Provider:
@@ -130,29 +117,12 @@ class Broker:
                 f"{self.settings.path}",
             ) from None
 
-    def _resolve_endpoints(self, p: Provider) -> Provider:
+    def resolved(self, p: Provider) -> Provider:
+        """The provider with the endpoints its discovery document names."""
         if p.name not in self._resolved:
-            resolve = p.kind.resolve
-            flow = resolve(p) if resolve is not None else None
+            flow = p.kind.resolve(p) if p.kind.resolve is not None else None
             self._resolved[p.name] = self.transport.run(flow) if flow is not None else p
         return self._resolved[p.name]
-
-    # -- identity --------------------------------------------------------------
-
-    def _direct(self, p: Provider, arguments: Mapping[str, Any]) -> tuple[str | None, ...]:
-        env = self.environ
-        return tuple(
-            arguments.get(name) or env.get(var) or None for name, var in self._identity_vars[p.name]
-        )
-
-    def _trusted(self, p: Provider, entry: Entry, arguments: Mapping[str, Any]) -> bool | None:
-        """Does the cached entry belong to the identity asked for? ``None``: the
-        environment and arguments cannot tell; only the secret store can."""
-        env = dict(self.environ)
-        for name, var in self._identity_vars[p.name]:
-            if arguments.get(name):
-                env[var] = arguments[name]
-        return _identity.trusts(p.name, entry, env)
 
     def credentials(
         self,
@@ -161,6 +131,7 @@ class Broker:
         arguments: Mapping[str, Any],
         names: tuple[str, ...] | None = None,
     ) -> Credentials:
+        """The secrets: arguments, then the environment, then the store."""
         return resolve(
             names or p.secrets,
             arguments=arguments,
@@ -170,53 +141,51 @@ class Broker:
             service=p.service(account),
         )
 
-    def _fingerprint(self, p: Provider, creds: Credentials) -> str:
-        values = {n: creds.values[n] for n in p.identity if n in creds}
-        return _identity.fingerprint(p.name, values) if values else ""
+    # -- whose token -------------------------------------------------------------
 
-    # -- locks -----------------------------------------------------------------
+    def identity(self, p: Provider, account: str, arguments: Mapping[str, Any]) -> Identity:
+        """Whose token is asked for (see :class:`Identity`); one per broker and names."""
+        env = self.environ
+        direct = tuple(
+            (name, value)
+            for name, var in self._identity_vars[p.name]
+            if (value := arguments.get(name) or env.get(var))
+        )
+        key = (f"{p.name}\0{account}", direct)
+        identity = self._identities.get(key)
+        if identity is None:
 
-    def _locks_off(self) -> bool:
-        return self.environ.get(NO_LOCKS_ENV) == "1"
+            def stored(names: tuple[str, ...]) -> dict[str, str]:
+                return self.credentials(p, account, {}, names).values
 
-    @contextlib.contextmanager
-    def _single_flight(self, key: Key) -> Iterator[None]:
-        if self._locks_off():
-            yield
-            return
-        with self._guard:
-            local = self._locks.setdefault(key, threading.Lock())
-        with local:
-            try:
-                shared = self.cache.lock(key)
-            except Exception as exc:  # a lock folder gone since: go on unlocked
-                self.warn_once(f"cannot lock the token cache ({type(exc).__name__})")
-                shared = contextlib.nullcontext()
-            with shared:
-                yield
+            identity = Identity(p.name, p.identity, dict(direct), stored)
+            self._identities[key] = identity
+        return identity
+
+    def stored_changed(self) -> None:
+        """The secret store changed: whose a token is must be asked of it again."""
+        self._identities.clear()
+
+    def forget(self, key: Key) -> None:
+        """Forget the tokens of ``key``, in memory and in the cache."""
+        self._memory.pop(key, None)
+        self.stored_changed()
+        self._cache_call("write", self.cache.delete, key)
 
     # -- the cache, never fatal ------------------------------------------------
 
-    def _cache_get(self, key: Key) -> Entry | None:
+    def _cache_call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return self.cache.get(key)
+            return fn(*args)
         except Exception as exc:
-            self.warn_once(f"cannot read the token cache ({type(exc).__name__}); going on")
+            self.warn_once(f"cannot {what} the token cache ({type(exc).__name__}); going on")
             return None
 
-    def _cache_put(self, key: Key, entry: Entry) -> None:
-        try:
-            self.cache.put(key, entry)
-        except Exception as exc:
-            self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
+    def _cached_entry(self, key: Key) -> Entry | None:
+        entry: Entry | None = self._cache_call("read", self.cache.get, key)
+        return entry
 
-    def _cache_delete(self, key: Key) -> None:
-        try:
-            self.cache.delete(key)
-        except Exception as exc:
-            self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
-
-    # -- get_token -------------------------------------------------------------
+    # -- a valid token -----------------------------------------------------------
 
     def get_token(
         self,
@@ -231,103 +200,86 @@ class Broker:
             token = self.peek(provider, account=account, **credentials)
             if token is not None:
                 return token
-        return self._get(self.provider(provider), (provider, account or ""), refresh, credentials)
+        p = self.provider(provider)
+        key = (p.name, account or "")
+        if not refresh:
+            token = self._usable(p, key, self._cached_entry(key), credentials)
+            if token is not None:
+                return token
+        with self.flight(key):
+            entry = self._cached_entry(key)
+            if not refresh:
+                # Look again: another thread or process may have just saved one.
+                token = self._usable(p, key, entry, credentials)
+                if token is not None:
+                    return token
+            creds = self.credentials(p, key[1], credentials)
+            if entry is not None and not self.identity(p, key[1], credentials).owns(entry):
+                entry = None  # another account's token: never crosses over
+            token = self.obtain(p, key, creds, entry.token if entry else None, refresh=refresh)
+            self.save(p, key, token, creds)
+            return token
 
     def peek(
         self, provider: str, *, account: str | None = None, **credentials: Any
     ) -> Token | None:
         """The token in memory if it is FRESH and still the identity's; never blocks."""
-        hit = self._memory.get((provider, account or ""))
-        if hit is not None and self.clock() < hit[1]:
-            p = self.providers.get(provider)
-            if p is not None and hit[2] == self._direct(p, credentials):
-                return hit[0]
-        return None
+        key = (provider, account or "")
+        hit = self._memory.get(key)
+        if hit is None or self.clock() >= hit[1]:
+            return None
+        p = self.providers.get(provider)
+        if p is None or not self.identity(p, key[1], credentials).owns(hit[0]):
+            return None
+        return hit[0].token
 
     def cached(
         self, provider: str, *, account: str | None = None, **credentials: Any
     ) -> Token | None:
         """The FRESH token of this identity from memory or the cache, or None; never a
-        request. Where the environment cannot tell whose it is, the secret store tells."""
+        request."""
         token = self.peek(provider, account=account, **credentials)
         if token is not None:
             return token
         p = self.provider(provider)
         key = (p.name, account or "")
-        entry = self._cache_get(key)
-        if entry is None or entry.token.state(self.clock(), p.leeway) is not TokenState.FRESH:
-            return None
-        trusted = self._trusted(p, entry, credentials)
-        if trusted is None:
-            creds = self.credentials(p, key[1], credentials, p.identity)
-            trusted = self._fingerprint(p, creds) == entry.fingerprint
-        if not trusted:
-            return None
-        self._remember(p, key, entry.token, credentials)
-        return entry.token
-
-    def _remember(self, p: Provider, key: Key, token: Token, arguments: Mapping[str, Any]) -> None:
-        self._memory[key] = (token, token.fresh_until(p.leeway), self._direct(p, arguments))
+        return self._usable(p, key, self._cached_entry(key), credentials)
 
     def _usable(
-        self, p: Provider, entry: Entry | None, arguments: Mapping[str, Any], now: float
+        self, p: Provider, key: Key, entry: Entry | None, arguments: Mapping[str, Any]
     ) -> Token | None:
-        if entry is None or self._trusted(p, entry, arguments) is not True:
+        """The entry's token if it is FRESH and the identity's; remembered in memory."""
+        if entry is None or entry.token.state(self.clock(), p.leeway) is not TokenState.FRESH:
             return None
-        if entry.token.state(now, p.leeway) is TokenState.FRESH:
-            return entry.token
-        return None
+        identity = self.identity(p, key[1], arguments)
+        if not identity.owns(entry):
+            return None
+        if not identity.direct and entry.identity_source != "store":
+            # Saved from the environment, now found in the store: say so, so that
+            # the cached-token path can answer next time.
+            entry = Entry(
+                entry.token,
+                fingerprint=entry.fingerprint,
+                label=entry.label,
+                identity_env=entry.identity_env,
+                identity_source="store",
+                leeway=entry.leeway,
+                config_sig=entry.config_sig,
+            )
+            self._cache_call("write", self.cache.put, key, entry)
+        self._memory[key] = (entry, entry.token.fresh_until(p.leeway))
+        return entry.token
 
-    def _get(self, p: Provider, key: Key, refresh: bool, arguments: Mapping[str, Any]) -> Token:
-        if not refresh:
-            token = self._usable(p, self._cache_get(key), arguments, self.clock())
-            if token is not None:
-                self._remember(p, key, token, arguments)
-                return token
-        with self._single_flight(key):
-            entry = self._cache_get(key)
-            if not refresh and not self._locks_off():
-                # Look again: another thread or process may have just saved one.
-                token = self._usable(p, entry, arguments, self.clock())
-                if token is not None:
-                    self._remember(p, key, token, arguments)
-                    return token
-            creds = self.credentials(p, key[1], arguments)
-            fingerprint = self._fingerprint(p, creds)
-            if (
-                entry is not None
-                and entry.fingerprint != fingerprint
-                and (entry.fingerprint and fingerprint)
-            ):
-                entry = None  # another account's token: never crosses over
-            now = self.clock()
-            if (
-                entry is not None
-                and not refresh
-                and entry.token.state(now, p.leeway) is TokenState.FRESH
-            ):
-                if entry.identity_source != self._identity_source(p, creds):
-                    # Saved from the environment, now found in the store: say so,
-                    # so that the cached-token path can answer next time.
-                    self._save(p, key, entry.token, creds, fingerprint, arguments)
-                else:
-                    self._remember(p, key, entry.token, arguments)
-                return entry.token
-            token = self._obtain(p, key, creds, entry.token if entry else None, refresh, now)
-            self._save(p, key, token, creds, fingerprint, arguments)
-            return token
+    # -- renew or acquire, then save ---------------------------------------------------
 
-    def _obtain(
-        self,
-        p: Provider,
-        key: Key,
-        creds: Credentials,
-        old: Token | None,
-        refresh: bool,
-        now: float,
+    def obtain(
+        self, p: Provider, key: Key, creds: Credentials, old: Token | None, *, refresh: bool
     ) -> Token:
+        """A new token: renewed from ``old`` when it can be (not with ``refresh``: then
+        only a STALE token that cannot be renewed is kept), else the provider's grant."""
         kind = p.kind
-        p = self._resolve_endpoints(p)
+        now = self.clock()
+        p = self.resolved(p)
         refused: InvalidCredentials | None = None
         if old is not None:
             flow = kind.renew(p, old, creds, now)
@@ -348,7 +300,7 @@ class Broker:
                 else:
                     self._supersede(p, key, creds, token)
                     return token
-        self._require(p, key[1], creds)
+        self.require(p, key[1], creds)
         try:
             token = self.transport.run(kind.acquire(p, creds, now))
             if refused is not None and old is not None and token.access_token == old.access_token:
@@ -365,8 +317,22 @@ class Broker:
                 f"the {p.name} token has expired",
                 hint=f"run `keyfob login {p.name}` to give a new one",
             )
-        log.info("%s: got a new token (%s)", p.name, _describe_expiry(token, self.clock()))
+        log.info("%s: got a new token (%s)", p.name, describe_expiry(token, self.clock()))
         return token
+
+    def save(self, p: Provider, key: Key, token: Token, creds: Credentials) -> None:
+        """Keep ``token`` in the cache and in memory, with whose it is."""
+        entry = Entry(
+            token,
+            fingerprint=_fingerprint(p, creds),
+            label=p.kind.label(p, creds),
+            identity_env=p.identity_env,
+            identity_source=_identity_source(p, creds, self.store.kind),
+            leeway=p.leeway,
+            config_sig=self.settings.signature,
+        )
+        self._cache_call("write", self.cache.put, key, entry)
+        self._memory[key] = (entry, token.fresh_until(p.leeway))
 
     def _supersede(self, p: Provider, key: Key, creds: Credentials, token: Token) -> None:
         """A renewed token replaces what the store holds: TreeSnap's personal token,
@@ -374,6 +340,7 @@ class Broker:
         name = p.kind.supersedes
         if name and creds.sources.get(name) == self.store.kind:
             self.store.set(p.service(key[1]), name, token.access_token)
+            self.stored_changed()
         stored = creds.get("refresh_token")
         if (
             stored
@@ -388,7 +355,8 @@ class Broker:
             exc.hint = f"check the secrets, then run `keyfob login {p.name}`"
         return exc
 
-    def _require(self, p: Provider, account: str, creds: Credentials) -> None:
+    def require(self, p: Provider, account: str, creds: Credentials) -> None:
+        """CredentialsMissing, naming every place looked, unless the grant has its secrets."""
         missing = p.kind.missing(p, creds)
         if not missing:
             return
@@ -400,290 +368,37 @@ class Broker:
             hint=f"run `keyfob login {p.name}{account_flag}`, or set {where}",
         )
 
-    def _identity_source(self, p: Provider, creds: Credentials) -> str:
-        direct = any(creds.sources.get(n) not in (None, self.store.kind) for n in p.identity)
-        return "direct" if direct else "store"
-
-    def _save(
-        self,
-        p: Provider,
-        key: Key,
-        token: Token,
-        creds: Credentials,
-        fingerprint: str,
-        arguments: Mapping[str, Any],
-    ) -> None:
-        entry = Entry(
-            token,
-            fingerprint=fingerprint,
-            label=_label(p, creds),
-            identity_env=p.identity_env,
-            identity_source=self._identity_source(p, creds),
-            leeway=p.leeway,
-            config_sig=self.settings.signature,
-            saved=self.clock(),
-        )
-        self._cache_put(key, entry)
-        self._remember(p, key, token, arguments)
-
     # -- after a 401 -----------------------------------------------------------
 
     def invalidate(self, provider: str, token: Token, *, account: str | None = None) -> None:
         """The server refused ``token``: forget it (keep its refresh token)."""
         key = (provider, account or "")
         hit = self._memory.get(key)
-        if hit is not None and hit[0].access_token == token.access_token:
+        if hit is not None and hit[0].token.access_token == token.access_token:
             del self._memory[key]
-        with self._single_flight(key):
-            entry = self._cache_get(key)
+        with self.flight(key):
+            entry = self._cached_entry(key)
             if entry is not None and entry.token.access_token == token.access_token:
                 entry.token = entry.token.replace(expires=self.clock() - 1)
                 entry.saved = 0.0
-                self._cache_put(key, entry)
+                self._cache_call("write", self.cache.put, key, entry)
                 log.info("%s: the server refused the cached token; it is dropped", provider)
 
-    # -- login, logout, secrets --------------------------------------------------
 
-    def set_credentials(self, provider: str, *, account: str | None = None, **secrets: str) -> None:
-        p = self.provider(provider)
-        unknown = sorted(set(secrets) - set(p.secrets))
-        if unknown:
-            raise ConfigError(
-                f"{p.name} has no secret named {', '.join(unknown)}",
-                hint=f"its secrets: {', '.join(p.secrets)}",
-            )
-        for name, value in secrets.items():
-            if value:
-                self.store.set(p.service(account or ""), name, value)
-        self._forget_tokens((p.name, account or ""))
+def _fingerprint(p: Provider, creds: Credentials) -> str:
+    from keyfob._identity import fingerprint
 
-    def get_credentials(self, provider: str, *, account: str | None = None) -> dict[str, str]:
-        p = self.provider(provider)
-        service = p.service(account or "")
-        found = {}
-        for name in p.secrets:
-            value = self.store.get(service, name)
-            if value:
-                found[name] = value
-        return found
-
-    def login(
-        self,
-        provider: str,
-        *,
-        account: str | None = None,
-        flow: str | None = None,
-        person: Person | None = None,
-        timeout: float = 300.0,
-        **credentials: Any,
-    ) -> Token:
-        """Get a first token with the given secrets; only then store them.
-
-        ``flow="browser"`` (authorization code + PKCE) and ``flow="device"``
-        (RFC 8628) need a person: ``person`` carries out what they ask (default:
-        :class:`keyfob.loopback.Terminal`), within ``timeout`` seconds.
-        """
-        p = self.provider(provider)
-        key = (p.name, account or "")
-        flow = login_flow(p, flow)
-        names = p.kind.login_secrets(p, flow)
-        given = {k: v for k, v in credentials.items() if v}
-        if flow in ("browser", "device"):
-            return self._login_person(p, key, flow, names, given, person, timeout)
-        creds = resolve(
-            names,
-            arguments=given,
-            environ=self.environ,
-            env_names={n: p.env_var(n) for n in p.secrets},
-            store=None,
-            service="",
-        )
-        if flow == "paste" and "token" not in creds:
-            raise CredentialsMissing(
-                f"{p.name}: no token to paste",
-                hint=f"set {p.env_var('token')}, or run `keyfob login {p.name} --flow paste` "
-                "in a terminal to paste it",
-            )
-        stored = self.credentials(p, key[1], {}, names) if len(creds.values) < len(names) else None
-        for name in names:
-            if name not in creds and stored is not None and name in stored:
-                creds.add(name, stored.values[name], stored.sources[name])
-        if flow != "paste":
-            creds.values.pop("token", None)
-        with self._single_flight(key):
-            self._require(p, key[1], creds)
-            token = self._obtain(p, key, creds, None, True, self.clock())
-            for name in names:
-                if name in creds and creds.sources[name] != self.store.kind:
-                    self.store.set(p.service(key[1]), name, creds.values[name])
-                    if creds.sources[name] != "argument":
-                        creds.sources[name] = self.store.kind  # from now on, found there
-            self._save(p, key, token, creds, self._fingerprint(p, creds), {})
-        return token
-
-    def _login_person(
-        self,
-        p: Provider,
-        key: Key,
-        flow: str,
-        names: tuple[str, ...],
-        given: Mapping[str, Any],
-        person: Person | None,
-        timeout: float,
-    ) -> Token:
-        kind = p.kind
-        if kind.interactive is None:
-            raise ConfigError(f"{p.name} has no {flow} login", hint="use --flow password or paste")
-        creds = self.credentials(p, key[1], given, names)
-        client_id = kind.client[0]
-        if client_id not in creds:
-            raise CredentialsMissing(
-                f"a {flow} login to {p.name} needs {client_id}",
-                hint=f"set {p.env_var(client_id)}, or run `keyfob login {p.name}` in a terminal",
-            )
-        resolved = self._resolve_endpoints(p)
-        if person is None:
-            from keyfob.loopback import Terminal
-
-            person = Terminal()
-        # The person may take minutes: no lock is held meanwhile, only to save.
-        token: Token = self.transport.run(
-            kind.interactive(
-                resolved,
-                creds,
-                flow,
-                clock=self.clock,
-                timeout=timeout,
-                poll_interval=_test_interval(),
-            ),
-            person,
-        )
-        for name, value in (kind.identify(p, token) if kind.identify else {}).items():
-            if name not in creds:
-                creds.add(name, value, "login")
-                names = (*names, name)
-        with self._single_flight(key):
-            service = p.service(key[1])
-            for name in names:
-                if name in creds and creds.sources[name] != self.store.kind:
-                    self.store.set(service, name, creds.values[name])
-                    if creds.sources[name] != "argument":
-                        creds.sources[name] = self.store.kind  # from now on, found there
-            if token.refresh_token and "refresh_token" in p.secrets:
-                # A lost cache still renews without a person.
-                self.store.set(service, "refresh_token", token.refresh_token)
-                creds.add("refresh_token", token.refresh_token, self.store.kind)
-            self._save(p, key, token, creds, self._fingerprint(p, creds), {})
-        log.info("%s: logged in (%s)", p.name, _describe_expiry(token, self.clock()))
-        return token
-
-    def _forget_tokens(self, key: Key) -> None:
-        self._memory.pop(key, None)
-        self._cache_delete(key)
-
-    def logout(self, provider: str, *, account: str | None = None, revoke: bool = False) -> bool:
-        """Forget cached tokens and stored secrets; ``revoke`` at the server first.
-        Returns whether a revocation was sent."""
-        p = self.provider(provider)
-        key = (p.name, account or "")
-        revoked = False
-        if revoke:
-            entry = self._cache_get(key)
-            token = entry.token if entry else None
-            if token is not None:
-                creds = self.credentials(p, key[1], {})
-                resolved = self._resolve_endpoints(p)
-                flow = p.kind.revoke(resolved, token, creds)
-                if flow is None:
-                    self.warn_once(
-                        f"{p.name} cannot revoke tokens at the server; forgetting them here only"
-                    )
-                else:
-                    try:
-                        self.transport.run(flow)
-                        revoked = True
-                    except InvalidCredentials:
-                        revoked = True  # the server no longer knows it: as good as revoked
-        self._forget_tokens(key)
-        service = p.service(key[1])
-        for name in p.secrets:
-            self.store.delete(service, name)
-        return revoked
-
-    # -- status ------------------------------------------------------------------
-
-    def status(self, provider: str | None = None) -> list[StatusRow]:
-        names = [self.provider(provider).name] if provider else sorted(self.providers)
-        cached: dict[Key, Entry] = {}
-        try:
-            cached = {k: e for k, e in self.cache.entries() if k[0] in names}
-        except Exception as exc:
-            self.warn_once(f"cannot read the token cache ({type(exc).__name__})")
-        now = self.clock()
-        rows = []
-        accounts = {(n, "") for n in names} | set(cached)
-        for name, account in sorted(accounts):
-            p = self.providers[name]
-            entry = cached.get((name, account))
-            creds = self.credentials(p, account, {})
-            if entry is None and not creds.values:
-                continue
-            token = entry.token if entry else None
-            rows.append(
-                StatusRow(
-                    provider=name,
-                    account=account or (entry.label if entry else "") or _label(p, creds),
-                    kind=_token_kind(token) if token else "-",
-                    expires_in=(token.expires - now) if token and token.expires else None,
-                    has_token=token is not None,
-                    state=token.state(now, p.leeway).value if token else "none",
-                    secrets=dict(creds.sources),
-                )
-            )
-        return rows
+    values = {n: creds.values[n] for n in p.identity if n in creds}
+    return fingerprint(p.name, values) if values else ""
 
 
-def _test_interval() -> float | None:
-    """KEYFOB_TEST_DEVICE_INTERVAL: tests poll faster than RFC 8628's 5 s."""
-    value = os.environ.get("KEYFOB_TEST_DEVICE_INTERVAL")
-    return float(value) if value else None
+def _identity_source(p: Provider, creds: Credentials, store_kind: str) -> str:
+    """Whether the identity was given directly (arguments, environment) or stored."""
+    direct = any(creds.sources.get(n) not in (None, store_kind) for n in p.identity)
+    return "direct" if direct else "store"
 
 
-def _label(p: Provider, creds: Credentials) -> str:
-    return p.kind.label(p, creds)
-
-
-def _token_kind(token: Token) -> str:
-    from keyfob import _jwt
-
-    kind = "JWT" if _jwt.claims(token.access_token) else "opaque"
-    return kind + (" + refresh" if token.refresh_token else "")
-
-
-def _describe_expiry(token: Token, now: float) -> str:
+def describe_expiry(token: Token, now: float) -> str:
     if token.expires is None:
         return "does not expire"
     return f"expires in {max(0, int(token.expires - now))} s"
-
-
-_default: Broker | None = None
-_default_lock = threading.Lock()
-
-
-def default() -> Broker:
-    """The process's broker, made on first use from the environment and config.toml."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Broker()
-    return _default
-
-
-def reset() -> None:
-    """Forget the process's broker (tests that change KEYFOB_HOME call this)."""
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.transport.close()
-        _default = None

@@ -17,15 +17,21 @@ from typing import Any
 
 import click
 
-from keyfob import broker as _broker
+from keyfob import wiring
+from keyfob.accounts import Accounts
+from keyfob.broker import Broker
 from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
 from keyfob.provider import FLOWS, PUBLIC_NAMES, login_flow
 
 log = logging.getLogger("keyfob")
 
 
-def _broker_() -> _broker.Broker:
-    return _broker.default()
+def _broker_() -> Broker:
+    return wiring.default()
+
+
+def _accounts() -> Accounts:
+    return wiring.accounts()
 
 
 def _say(message: str) -> None:
@@ -100,7 +106,7 @@ def login(
 
         given["person"] = Terminal(browser=not no_browser)
         given["timeout"] = timeout
-    token = b.login(provider, account=account, flow=flow, **given)
+    token = _accounts().login(provider, account=account, flow=flow, **given)
     _say(f"logged in to {p.name}; {_expiry(token.expires)}; secrets kept in {b.store.describe()}")
 
 
@@ -189,7 +195,7 @@ def exec_(provider: str, account: str | None, var: str | None, command: tuple[st
 def status(provider: str | None) -> None:
     """A table: provider, account, token kind, expires in, where secrets are kept."""
     b = _broker_()
-    rows = b.status(provider)
+    rows = Accounts(b).status(provider)
     header_ = ("PROVIDER", "ACCOUNT", "TOKEN", "EXPIRES IN", "SECRETS")
     table = [header_]
     for r in rows:
@@ -232,7 +238,7 @@ def refresh(provider: str, account: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Also revoke the token at the server.")
 def logout(provider: str, account: str | None, revoke: bool) -> None:
     """Forget cached tokens and stored secrets (and revoke)."""
-    revoked = _broker_().logout(provider, account=account, revoke=revoke)
+    revoked = _accounts().logout(provider, account=account, revoke=revoke)
     _say(f"{provider}: logged out" + ("; the token was revoked at the server" if revoked else ""))
 
 

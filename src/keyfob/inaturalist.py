@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from requests import HTTPError
 
-from keyfob import broker as _broker
+from keyfob import wiring
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError
 from keyfob.token import Token
 from keyfob.transport import Person, ShowCode
@@ -61,7 +61,7 @@ def get_access_token(
     given = {"username": username, "password": password, "app_id": app_id, "app_secret": app_secret}
     credentials = {k: v for k, v in given.items() if v}
     try:
-        token = _broker.default().get_token("inaturalist", refresh=refresh, **credentials)
+        token = wiring.default().get_token("inaturalist", refresh=refresh, **credentials)
     except (CredentialsMissing, InvalidCredentials) as exc:
         raise AuthenticationError(exc.message, hint=exc.hint) from None
     if jwt:
@@ -97,7 +97,7 @@ def get_access_token_via_auth_code(
     ``person``: who opens the browser and takes the callback (default: the system
     browser via :class:`keyfob.loopback.Terminal`); ``timeout``: seconds to wait.
     """
-    b = _broker.default()
+    b = wiring.default()
     if not use_pkce and not (
         app_secret
         or b.credentials(b.provider("inaturalist"), "", {}, ("app_secret",)).get("app_secret")
@@ -119,7 +119,7 @@ def get_access_token_via_auth_code(
         person = Terminal()
     given = {k: v for k, v in {"app_id": app_id, "app_secret": app_secret}.items() if v}
     try:
-        token = b.login(
+        token = wiring.accounts().login(
             "inaturalist",
             flow="browser",
             person=_OnPort(person, port),
@@ -175,7 +175,7 @@ class _OnPort:
 def get_keyring_credentials() -> dict[str, str | None]:
     """The credentials pyinaturalist keeps in the keyring, under its own key names."""
     try:
-        stored = _broker.default().get_credentials("inaturalist")
+        stored = wiring.accounts().get_credentials("inaturalist")
     except KeyfobError as exc:
         raise AuthenticationError(exc.message, hint=exc.hint) from None
     return {
@@ -188,7 +188,7 @@ def get_keyring_credentials() -> dict[str, str | None]:
 
 def set_keyring_credentials(username: str, password: str, app_id: str, app_secret: str) -> None:
     """Store the credentials in the keyring where pyinaturalist looks for them."""
-    _broker.default().set_credentials(
+    wiring.accounts().set_credentials(
         "inaturalist",
         username=username,
         password=password,

@@ -28,6 +28,8 @@ const PORT = Number(process.env.PORT ?? 9090);
 const AT_TTL = Number(process.env.ACCESS_TOKEN_TTL || 3600);
 const CC_TTL = Number(process.env.CLIENT_CREDENTIALS_TTL || 600);
 const DEVICE_TTL = Number(process.env.DEVICE_CODE_TTL || 600);
+// The polling interval the device authorization answer asks for (RFC 8628 §3.2; absent: 5 s).
+const DEVICE_INTERVAL = process.env.DEVICE_INTERVAL ? Number(process.env.DEVICE_INTERVAL) : undefined;
 
 // Resource servers (RFC 8707 resource indicators). Only these produce JWT access tokens;
 // without a `resource` parameter the provider issues opaque tokens.
@@ -173,6 +175,10 @@ server.listen(PORT, HOST, () => {
     const basic = /^basic /i.test(ctx.get('authorization'));
     try {
       await next();
+      if (DEVICE_INTERVAL && ctx.method === 'POST' && ctx.path === '/device/auth'
+          && ctx.body && typeof ctx.body === 'object' && ctx.body.device_code) {
+        ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+      }
     } finally {
       if (ctx.method === 'POST' && ctx.path === '/token') {
         const params = ctx.oidc?.params ?? {};

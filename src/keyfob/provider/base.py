@@ -115,7 +115,6 @@ class Interactive(Protocol):
         *,
         clock: Callable[[], float],
         timeout: float,
-        poll_interval: float | None,
     ) -> Flow[Token]: ...
 
 

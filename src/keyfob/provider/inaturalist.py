@@ -58,15 +58,12 @@ def interactive(
     *,
     clock: Callable[[], float],
     timeout: float = 300.0,
-    poll_interval: float | None = None,
 ) -> Flow[Token]:
     """A browser login with PKCE (iNaturalist's newer apps: no app secret needed); the
     OAuth token is then traded for a JWT as after the password grant."""
     if flow != "browser":
         raise ConfigError("iNaturalist has no device login", hint="use --flow browser")
-    return oauth2.interactive(
-        p, creds, flow, clock=clock, timeout=timeout, poll_interval=poll_interval
-    )
+    return oauth2.interactive(p, creds, flow, clock=clock, timeout=timeout)
 
 
 def identify(p: Provider, token: Token) -> dict[str, str]:

@@ -139,13 +139,10 @@ def interactive(
     *,
     clock: Callable[[], float],
     timeout: float = 300.0,
-    poll_interval: float | None = None,
 ) -> Flow[Token]:
     """The logins that need a person: ``browser`` (code + PKCE) and ``device`` (RFC 8628),
     then the provider's hooks on the token."""
-    token = yield from _interactive(
-        p, creds, flow, clock=clock, timeout=timeout, poll_interval=poll_interval
-    )
+    token = yield from _interactive(p, creds, flow, clock=clock, timeout=timeout)
     return (yield from _finish(p, token, clock()))
 
 
@@ -156,7 +153,6 @@ def _interactive(
     *,
     clock: Callable[[], float],
     timeout: float,
-    poll_interval: float | None,
 ) -> Flow[Token]:
     id_name, secret_name = p.kind.client
     client_id, client_secret = creds.values[id_name], creds.get(secret_name)
@@ -195,7 +191,6 @@ def _interactive(
             client_secret=client_secret,
             client_auth=client_auth,
             scope=p.scope,
-            interval=poll_interval,
             clock=clock,
         )
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from keyfob import broker
+from keyfob import wiring
 from keyfob.testing.server import LocalProvider
 
 _VARS = ("KEYFOB_", "INAT_", "TWITTER_", "TREESNAP_", "LOCAL_")
@@ -38,9 +38,9 @@ def keyfob_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     home.mkdir()
     monkeypatch.setenv("KEYFOB_HOME", str(home))
     monkeypatch.setenv("KEYFOB_KEYRING", "file")
-    broker.reset()
+    wiring.reset()
     yield home
-    broker.reset()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -49,5 +49,5 @@ def keyfob_local(keyfob_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         (keyfob_home / "config.toml").write_text(provider.config_toml())
         for name, value in provider.environ().items():
             monkeypatch.setenv(name, value)
-        broker.reset()
+        wiring.reset()
         yield provider

@@ -1,0 +1,247 @@
+"""Accounts: log in, log out, what is stored where, and the status table.
+
+One facade over where an account's secrets live (gh's ``AuthConfig``), beside
+the broker and using it: the broker answers "a valid token, now"; this module
+answers "log this person in or out, what is kept, and how things stand".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keyfob.broker import Broker, describe_expiry
+from keyfob.cache import Entry, Key
+from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.provider import Provider, login_flow
+from keyfob.secretstore import Credentials, resolve
+from keyfob.token import Token
+from keyfob.transport import Person
+
+log = logging.getLogger("keyfob")
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    provider: str
+    account: str
+    kind: str
+    expires_in: float | None  # seconds; None: no token cached / never expires
+    has_token: bool
+    state: str
+    secrets: Mapping[str, str]  # secret name -> where it is kept
+
+
+class Accounts:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    # -- the stored secrets ----------------------------------------------------------
+
+    def set_credentials(self, provider: str, *, account: str | None = None, **secrets: str) -> None:
+        p = self.broker.provider(provider)
+        unknown = sorted(set(secrets) - set(p.secrets))
+        if unknown:
+            raise ConfigError(
+                f"{p.name} has no secret named {', '.join(unknown)}",
+                hint=f"its secrets: {', '.join(p.secrets)}",
+            )
+        for name, value in secrets.items():
+            if value:
+                self.broker.store.set(p.service(account or ""), name, value)
+        self.broker.forget((p.name, account or ""))
+
+    def get_credentials(self, provider: str, *, account: str | None = None) -> dict[str, str]:
+        p = self.broker.provider(provider)
+        service = p.service(account or "")
+        found = {}
+        for name in p.secrets:
+            value = self.broker.store.get(service, name)
+            if value:
+                found[name] = value
+        return found
+
+    def _keep(self, p: Provider, key: Key, names: tuple[str, ...], creds: Credentials) -> None:
+        """Store what the login was given that the store does not hold yet."""
+        store = self.broker.store
+        for name in names:
+            if name in creds and creds.sources[name] != store.kind:
+                store.set(p.service(key[1]), name, creds.values[name])
+                if creds.sources[name] != "argument":
+                    creds.sources[name] = store.kind  # from now on, found there
+
+    # -- login and logout ------------------------------------------------------------
+
+    def login(
+        self,
+        provider: str,
+        *,
+        account: str | None = None,
+        flow: str | None = None,
+        person: Person | None = None,
+        timeout: float = 300.0,
+        **credentials: Any,
+    ) -> Token:
+        """Get a first token with the given secrets; only then store them.
+
+        ``flow="browser"`` (authorization code + PKCE) and ``flow="device"``
+        (RFC 8628) need a person: ``person`` carries out what they ask (default:
+        :class:`keyfob.loopback.Terminal`), within ``timeout`` seconds.
+        """
+        b = self.broker
+        p = b.provider(provider)
+        key = (p.name, account or "")
+        flow = login_flow(p, flow)
+        names = p.kind.login_secrets(p, flow)
+        given = {k: v for k, v in credentials.items() if v}
+        if flow in ("browser", "device"):
+            return self._login_person(p, key, flow, names, given, person, timeout)
+        creds = resolve(
+            names,
+            arguments=given,
+            environ=b.environ,
+            env_names={n: p.env_var(n) for n in p.secrets},
+            store=None,
+            service="",
+        )
+        if flow == "paste" and "token" not in creds:
+            raise CredentialsMissing(
+                f"{p.name}: no token to paste",
+                hint=f"set {p.env_var('token')}, or run `keyfob login {p.name} --flow paste` "
+                "in a terminal to paste it",
+            )
+        stored = b.credentials(p, key[1], {}, names) if len(creds.values) < len(names) else None
+        for name in names:
+            if name not in creds and stored is not None and name in stored:
+                creds.add(name, stored.values[name], stored.sources[name])
+        if flow != "paste":
+            creds.values.pop("token", None)
+        with b.flight(key):
+            token = b.obtain(p, key, creds, None, refresh=True)
+            self._keep(p, key, names, creds)
+            b.stored_changed()
+            b.save(p, key, token, creds)
+        return token
+
+    def _login_person(
+        self,
+        p: Provider,
+        key: Key,
+        flow: str,
+        names: tuple[str, ...],
+        given: Mapping[str, Any],
+        person: Person | None,
+        timeout: float,
+    ) -> Token:
+        b = self.broker
+        kind = p.kind
+        if kind.interactive is None:
+            raise ConfigError(f"{p.name} has no {flow} login", hint="use --flow password or paste")
+        creds = b.credentials(p, key[1], given, names)
+        client_id = kind.client[0]
+        if client_id not in creds:
+            raise CredentialsMissing(
+                f"a {flow} login to {p.name} needs {client_id}",
+                hint=f"set {p.env_var(client_id)}, or run `keyfob login {p.name}` in a terminal",
+            )
+        resolved = b.resolved(p)
+        if person is None:
+            from keyfob.loopback import Terminal
+
+            person = Terminal()
+        # The person may take minutes: no lock is held meanwhile, only to save.
+        token: Token = b.transport.run(
+            kind.interactive(
+                resolved,
+                creds,
+                flow,
+                clock=b.clock,
+                timeout=timeout,
+            ),
+            person,
+        )
+        for name, value in (kind.identify(p, token) if kind.identify else {}).items():
+            if name not in creds:
+                creds.add(name, value, "login")
+                names = (*names, name)
+        with b.flight(key):
+            self._keep(p, key, names, creds)
+            if token.refresh_token and "refresh_token" in p.secrets:
+                # A lost cache still renews without a person.
+                b.store.set(p.service(key[1]), "refresh_token", token.refresh_token)
+                creds.add("refresh_token", token.refresh_token, b.store.kind)
+            b.stored_changed()
+            b.save(p, key, token, creds)
+        log.info("%s: logged in (%s)", p.name, describe_expiry(token, b.clock()))
+        return token
+
+    def logout(self, provider: str, *, account: str | None = None, revoke: bool = False) -> bool:
+        """Forget cached tokens and stored secrets; ``revoke`` at the server first.
+        Returns whether a revocation was sent."""
+        b = self.broker
+        p = b.provider(provider)
+        key = (p.name, account or "")
+        revoked = False
+        if revoke:
+            entry: Entry | None = b._cached_entry(key)
+            token = entry.token if entry else None
+            if token is not None:
+                creds = b.credentials(p, key[1], {})
+                flow = p.kind.revoke(b.resolved(p), token, creds)
+                if flow is None:
+                    b.warn_once(
+                        f"{p.name} cannot revoke tokens at the server; forgetting them here only"
+                    )
+                else:
+                    try:
+                        b.transport.run(flow)
+                        revoked = True
+                    except InvalidCredentials:
+                        revoked = True  # the server no longer knows it: as good as revoked
+        b.forget(key)
+        service = p.service(key[1])
+        for name in p.secrets:
+            b.store.delete(service, name)
+        return revoked
+
+    # -- status ------------------------------------------------------------------
+
+    def status(self, provider: str | None = None) -> list[StatusRow]:
+        b = self.broker
+        names = [b.provider(provider).name] if provider else sorted(b.providers)
+        cached: dict[Key, Entry] = {}
+        try:
+            cached = {k: e for k, e in b.cache.entries() if k[0] in names}
+        except Exception as exc:
+            b.warn_once(f"cannot read the token cache ({type(exc).__name__})")
+        now = b.clock()
+        rows = []
+        accounts = {(n, "") for n in names} | set(cached)
+        for name, account in sorted(accounts):
+            p = b.providers[name]
+            entry = cached.get((name, account))
+            creds = b.credentials(p, account, {})
+            if entry is None and not creds.values:
+                continue
+            token = entry.token if entry else None
+            rows.append(
+                StatusRow(
+                    provider=name,
+                    account=account or (entry.label if entry else "") or p.kind.label(p, creds),
+                    kind=_token_kind(token) if token else "-",
+                    expires_in=(token.expires - now) if token and token.expires else None,
+                    has_token=token is not None,
+                    state=token.state(now, p.leeway).value if token else "none",
+                    secrets=dict(creds.sources),
+                )
+            )
+        return rows
+
+
+def _token_kind(token: Token) -> str:
+    from keyfob import _jwt
+
+    kind = "JWT" if _jwt.claims(token.access_token) else "opaque"
+    return kind + (" + refresh" if token.refresh_token else "")

@@ -1,0 +1,79 @@
+"""Building the parts from the settings, and the process's default broker.
+
+The broker decides; this module only chooses what it decides over: the token
+cache the settings name (SQLite in the user cache folder, or Redis with the
+SQLite file in front), the secret store, and one broker per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from keyfob import _paths, config
+from keyfob.cache.base import Cache, CacheUnavailable
+from keyfob.secretstore import SecretStore
+from keyfob.secretstore import open_store as _open_store
+
+if TYPE_CHECKING:
+    from keyfob.accounts import Accounts
+    from keyfob.broker import Broker
+
+
+def cache_opener(settings: config.Settings) -> Callable[[Callable[[str], None]], Cache]:
+    """How to open the cache ``settings`` name, warnings going to ``on_warning``."""
+
+    def open_cache(on_warning: Callable[[str], None]) -> Cache:
+        from keyfob.cache.memory import MemoryCache
+        from keyfob.cache.sqlite import SQLiteCache
+
+        local: Cache
+        try:
+            local = SQLiteCache(_paths.cache_dir(), on_warning=on_warning)
+        except CacheUnavailable as exc:
+            on_warning(f"{exc}; tokens are not cached between runs")
+            local = MemoryCache()
+        if not settings.cache_url:
+            return local
+        from keyfob.cache.redis import RedisCache  # imports redis: only when configured
+
+        return RedisCache(settings.cache_url, local=local, on_warning=on_warning)
+
+    return open_cache
+
+
+def open_store(environ: Mapping[str, str]) -> SecretStore:
+    return _open_store(environ)
+
+
+_default: Broker | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> Broker:
+    """The process's broker, made on first use from the environment and config.toml."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                from keyfob.broker import Broker
+
+                _default = Broker()
+    return _default
+
+
+def accounts() -> Accounts:
+    """Login, logout and the stored secrets, on the process's broker."""
+    from keyfob.accounts import Accounts
+
+    return Accounts(default())
+
+
+def reset() -> None:
+    """Forget the process's broker (tests that change KEYFOB_HOME call this)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.transport.close()
+        _default = None
