@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from keyfob import _jwt, grants
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
+from keyfob.flow import HttpRequest, HttpResponse, Sleep
 from keyfob.provider import BUILTINS, inaturalist, treesnap, twitter
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import HttpRequest, HttpResponse, Sleep, retry_after
+from keyfob.transport import retry_after
 
 T = TypeVar("T")
 

@@ -16,8 +16,9 @@ import pytest
 from keyfob import grants
 from keyfob.config import HttpSettings, check_url
 from keyfob.errors import ConfigError, TransportError
+from keyfob.flow import HttpRequest
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
-from keyfob.transport import HttpRequest, Transport
+from keyfob.transport import Transport
 
 PATH = "/std/.well-known/openid-configuration"  # answers GET 200 without credentials
 NOW = 1_700_000_000.0

@@ -28,10 +28,11 @@ from keyfob.errors import (
     ProviderError,
     TransportError,
 )
+from keyfob.flow import Person
 from keyfob.provider import Provider, kind_of, registry
 from keyfob.secretstore import Credentials, SecretStore, open_store, resolve
 from keyfob.token import Token, TokenState
-from keyfob.transport import Person, Transport
+from keyfob.transport import Transport
 
 log = logging.getLogger("keyfob")
 

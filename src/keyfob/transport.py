@@ -1,145 +1,45 @@
 """The only code that talks HTTP.
 
-A grant is a generator that yields :class:`HttpRequest` (or :class:`Sleep`)
-and receives :class:`HttpResponse` (httpx's ``Auth.auth_flow`` protocol, see
-STYLE.md); :class:`Transport` drives it. Here live the timeouts, the TLS and
+A grant is a generator that yields the effects of ``keyfob.flow`` (an
+:class:`~keyfob.flow.HttpRequest`, a :class:`~keyfob.flow.Sleep`, ...) and
+receives their answers (httpx's ``Auth.auth_flow`` protocol, see STYLE.md);
+:class:`Transport` drives it. Here live the timeouts, the TLS and
 ``http://`` policy, and the bounded retries of 429 and 5xx with backoff that
 honours ``Retry-After``.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import json
 import logging
 import random
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from keyfob.config import HttpSettings, check_url, safe_url
-from keyfob.errors import ConfigError, ProviderError, TransportError
+from keyfob.errors import ConfigError, TransportError
+from keyfob.flow import (
+    AwaitCallback,
+    Effect,
+    Finish,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Listen,
+    OpenBrowser,
+    Person,
+    ShowCode,
+    Sleep,
+    basic_auth,
+)
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "keyfob/0.1"
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    url: str
-    what: str = "the token endpoint"
-    form: Mapping[str, str] | None = field(default=None, repr=False)
-    json: Mapping[str, Any] | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    basic: tuple[str, str] | None = field(default=None, repr=False)
-    #: secret values to scrub from anything the server sends back into a message
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str] = field(repr=False)
-    content: bytes = field(repr=False)
-    url: str = ""
-    what: str = "the token endpoint"
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def json(self) -> Any:
-        """The body as JSON, or a ProviderError naming what came instead."""
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            kind = self.content_type or "no content type"
-            if self.content.lstrip()[:1] == b"<":
-                kind = "HTML" if "html" in kind or b"<html" in self.content[:200].lower() else kind
-            raise ProviderError(
-                f"{self.what} ({safe_url(self.url)}) answered HTTP {self.status} with {kind}, "
-                "not JSON",
-                hint="check the provider's URL in config.toml; a proxy or login page may be "
-                "in the way",
-                status=self.status,
-            ) from None
-
-
-@dataclass(frozen=True)
-class Sleep:
-    seconds: float
-    #: the epoch second the wait is for (a device code's expiry), to show the time left
-    until: float | None = None
-
-
-# Effects of the flows that need a person (browser login, device flow); a
-# :class:`Person` carries them out.
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Bind the one-shot callback listener on 127.0.0.1; the answer is the redirect URI."""
-
-    port: int
-    path: str
-
-
-@dataclass(frozen=True)
-class OpenBrowser:
-    url: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class AwaitCallback:
-    """Wait for the callback's query parameters (a dict), at most ``timeout`` seconds."""
-
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Finish:
-    """What the browser tab should say, once the flow has judged the callback."""
-
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class ShowCode:
-    user_code: str
-    verification_uri: str
-    verification_uri_complete: str | None
-    expires_at: float
-
-
-Effect = HttpRequest | Sleep | Listen | OpenBrowser | AwaitCallback | Finish | ShowCode
-Flow = Generator[Effect, Any, T]
-
-
-class Person(Protocol):
-    """Who carries out the effects that need a person (see ``keyfob.loopback``)."""
-
-    def listen(self, port: int, path: str) -> str: ...
-    def open_browser(self, url: str) -> None: ...
-    def await_callback(self, timeout: float) -> dict[str, str]: ...
-    def finish(self, ok: bool, message: str) -> None: ...
-    def show_code(self, code: ShowCode) -> None: ...
-    def sleep(self, seconds: float, until: float | None) -> None: ...
-    def close(self) -> None: ...
-
-
-def basic_auth(user: str, password: str) -> str:
-    """RFC 6749 §2.3.1: form-encode id and secret, then Basic (RFC 7617)."""
-    pair = f"{urllib.parse.quote_plus(user)}:{urllib.parse.quote_plus(password)}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def retry_after(value: str | None, now: float) -> float | None:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, ProviderError
+from keyfob.flow import Flow, HttpRequest
 from keyfob.provider import Kind, Provider, oauth2
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpRequest
 
 JWT_LIFETIME = 24 * 3600.0
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.flow import Flow
 from keyfob.provider import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow
 
 
 def pasted(value: str, now: float) -> Token:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from keyfob import grants
 from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
+from keyfob.flow import Flow, HttpResponse
 from keyfob.provider import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpResponse
 
 #: codes that mean the key, secret or token is not (or no longer) good
 CREDENTIAL_CODES = frozenset({32, 89, 99})
