@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import tomllib
+import urllib.parse
 from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from keyfob import grants
 from keyfob.config import HttpSettings, Settings, check_url
 from keyfob.errors import ConfigError, TransportError
-from keyfob.flow import Flow, HttpRequest, HttpResponse
+from keyfob.flow import Flow, HttpRequest, HttpResponse, ShowCode
 from keyfob.provider import Provider, kind_of, registry
 from keyfob.secretstore import Credentials, resolve
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
@@ -46,14 +47,76 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+class Person:
+    """A person who records what a flow asked of them, and approves a browser login."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.opened = ""
+
+    def listen(self, port: int, path: str) -> str:
+        self.calls.append(("listen", port, path))
+        return f"http://127.0.0.1:8765{path}"
+
+    def open_browser(self, url: str) -> None:
+        self.calls.append(("open_browser",))
+        self.opened = url
+
+    def await_callback(self, timeout: float) -> dict[str, str]:
+        """The redirect back after approval: a code, and the state the flow sent."""
+        self.calls.append(("await_callback", timeout))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.opened).query))
+        return {"code": "code-from-the-browser", "state": query["state"]}
+
+    def finish(self, ok: bool, message: str) -> None:
+        self.calls.append(("finish", ok, message))
+
+    def show_code(self, code: ShowCode) -> None:
+        self.calls.append(("show_code", code.user_code))
+
+    def sleep(self, seconds: float, until: float | None) -> None:
+        self.calls.append(("sleep", seconds, until))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class AsyncPerson:
+    """The same person for the async driver: each method a coroutine."""
+
+    def __init__(self, person: Person) -> None:
+        self.person = person
+
+    async def listen(self, port: int, path: str) -> str:
+        return self.person.listen(port, path)
+
+    async def open_browser(self, url: str) -> None:
+        self.person.open_browser(url)
+
+    async def await_callback(self, timeout: float) -> dict[str, str]:
+        return self.person.await_callback(timeout)
+
+    async def finish(self, ok: bool, message: str) -> None:
+        self.person.finish(ok, message)
+
+    async def show_code(self, code: ShowCode) -> None:
+        self.person.show_code(code)
+
+    async def sleep(self, seconds: float, until: float | None) -> None:
+        self.person.sleep(seconds, until)
+
+    async def aclose(self) -> None:
+        self.person.close()
+
+
 class Driver:
     """``Transport.send``/``run``: the sync driver."""
 
     def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
         return transport.send(request)
 
-    def run(self, transport: Transport, flow: Flow[Any]) -> Any:
-        return transport.run(flow)
+    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
+        return transport.run(flow, person)
 
 
 class AsyncDriver(Driver):
@@ -62,8 +125,9 @@ class AsyncDriver(Driver):
     def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
         return asyncio.run(self._closing(transport, transport.asend(request)))
 
-    def run(self, transport: Transport, flow: Flow[Any]) -> Any:
-        return asyncio.run(self._closing(transport, transport.arun(flow)))
+    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
+        awaited = AsyncPerson(person) if person is not None else None
+        return asyncio.run(self._closing(transport, transport.arun(flow, awaited)))
 
     @staticmethod
     async def _closing(transport: Transport, work: Awaitable[Any]) -> Any:
@@ -348,3 +412,93 @@ def test_a_refresh_renews_the_token_at_the_emulator(
     assert renewed.access_token != first.access_token
     assert local.is_active(renewed.access_token)
     assert local.count("/std/token") == 2
+
+
+# --------------------------------------------------------------------------- failures into the flow
+def closed_port() -> int:
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("failure", "caught"),
+    [("nobody listens", TransportError), ("plain http:// off loopback", ConfigError)],
+)
+def test_a_flow_catches_a_failed_request_and_falls_back(
+    failure: str, caught: type[Exception], local: LocalProvider, transports: Any, driver: Driver
+) -> None:
+    if caught is TransportError:
+        first_url = f"http://127.0.0.1:{closed_port()}/token"
+    else:
+        first_url = "http://192.0.2.1/token"  # RFC 5737: never routed, and refused before
+    seen: list[Exception] = []
+
+    def flow() -> Flow[int]:
+        try:
+            yield HttpRequest("GET", first_url, "the first choice")
+        except caught as exc:
+            seen.append(exc)
+        response = yield get(local)
+        return response.status
+
+    assert driver.run(transports(retries=0, connect_timeout=0.5), flow()) == 200
+    assert [type(exc) for exc in seen] == [caught]
+    assert local.count(PATH) == 1
+
+
+def test_a_flow_catches_retries_spent_with_the_status(
+    local: LocalProvider, transports: Any, sleeps: Sleeps, driver: Driver
+) -> None:
+    local.fail(PATH, 503, times=2, retry_after="1")
+
+    def flow() -> Flow[int | None]:
+        try:
+            yield get(local)
+        except TransportError as exc:
+            return exc.status
+        raise AssertionError("the request was expected to fail")
+
+    assert driver.run(transports(retries=1), flow()) == 503
+    assert sleeps == [1.0]
+    assert local.count(PATH) == 2
+
+
+def test_a_failure_the_flow_does_not_catch_leaves_run_as_send_raises_it(
+    transports: Any, driver: Driver, no_secret_leaks: Any
+) -> None:
+    request = HttpRequest("GET", f"http://127.0.0.1:{closed_port()}/token", "the token endpoint")
+    cleaned_up: list[bool] = []
+
+    def flow() -> Flow[None]:
+        try:
+            yield request
+        finally:
+            cleaned_up.append(True)
+
+    with pytest.raises(TransportError) as sent:
+        driver.send(transports(retries=0), request)
+    with pytest.raises(TransportError) as ran:
+        driver.run(transports(retries=0), flow())
+    assert checked(no_secret_leaks, ran) == checked(no_secret_leaks, sent)
+    assert ran.value.hint == sent.value.hint
+    assert cleaned_up == [True]
+
+
+def test_a_browser_login_whose_code_cannot_be_sent_tells_the_tab_why(
+    local: LocalProvider, transports: Any, driver: Driver, no_secret_leaks: Any
+) -> None:
+    flow = grants.browser_login(
+        authorize_url=local.url + "/std/authorize",
+        token_url=f"http://127.0.0.1:{closed_port()}/token",
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        clock=lambda: NOW,
+    )
+    person = Person()
+    with pytest.raises(TransportError) as exc:
+        driver.run(transports(retries=0), flow, person)
+    message = checked(no_secret_leaks, exc)
+    assert "cannot reach" in message
+    assert person.calls[-2:] == [("finish", False, message), ("close",)]

@@ -203,3 +203,34 @@ def test_an_effect_that_needs_a_person_without_one_is_a_config_error(
     with pytest.raises(ConfigError, match="needs a person"):
         on_a_loop(t, lambda: t.arun(device_like(local)))
     assert local.count(PATH) == 0
+
+
+# --------------------------------------------------------------------------- cancellation
+def test_a_cancelled_arun_closes_the_flow_without_throwing_the_cancel_into_it(
+    local: LocalProvider,
+) -> None:
+    # Failures of effects are thrown into the flow; a cancellation is not a failure:
+    # the flow is closed (GeneratorExit), never handed the CancelledError to catch.
+    local.delay(PATH, 2.0, times=1)
+    events: list[str] = []
+
+    def flow() -> Flow[None]:
+        try:
+            yield get(local)
+        except (Exception, asyncio.CancelledError):
+            events.append("caught")
+            raise
+        finally:
+            events.append("closed")
+
+    t = transport()
+
+    async def cancel_it() -> None:
+        task = asyncio.create_task(t.arun(flow()))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    on_a_loop(t, cancel_it)
+    assert events == ["closed"]

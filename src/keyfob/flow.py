@@ -4,7 +4,9 @@ A flow (a grant, a provider's quirk step, a whole login) is a generator that
 yields an :data:`Effect` and receives its answer: an :class:`HttpRequest` is
 answered with an :class:`HttpResponse`, a :class:`Sleep` with ``None``, and
 the effects that need a person with what the :class:`Person` (or, under the
-async driver, the :class:`AsyncPerson`) returns. It is
+async driver, the :class:`AsyncPerson`) returns. An effect that fails is
+raised inside the flow at its ``yield``, so a flow can catch a
+``TransportError`` and fall back, as it would catch a call's exception. It is
 httpx's ``Auth.auth_flow`` protocol (STYLE.md §1): the flow does no I/O, so
 one definition serves any driver (``keyfob.transport``), and tests drive it
 with plain values.

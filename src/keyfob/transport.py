@@ -234,26 +234,37 @@ class Transport:
             self._client = None
 
     def run(self, flow: Flow[T], person: Person | None = None) -> T:
-        """Drive ``flow`` to its result; effects that need a person go to ``person``."""
-        reply: Any = None
+        """Drive ``flow`` to its result; effects that need a person go to ``person``.
+
+        An effect that fails (a request that cannot be sent, retries spent, a
+        refused ``http://`` URL, a person who cannot answer) is thrown into
+        the flow where it yielded it: a flow may catch it and go on (fall
+        back to another grant); one that does not lets it out of ``run``.
+        """
         try:
             item = next(flow)
             while True:
-                if isinstance(item, HttpRequest):
-                    reply = self.send(item)
-                elif isinstance(item, Sleep) and person is None:
-                    self._sleep(item.seconds)
-                    reply = None
+                try:
+                    reply = self._carry_out(item, person)
+                except Exception as exc:  # raised where the flow yielded it: it may catch it
+                    item = flow.throw(exc)
                 else:
-                    name, args = _person_call(item, person)
-                    reply = getattr(person, name)(*args)
-                item = flow.send(reply)
+                    item = flow.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             flow.close()
             if person is not None:
                 person.close()
+
+    def _carry_out(self, effect: Effect, person: Person | None) -> Any:
+        if isinstance(effect, HttpRequest):
+            return self.send(effect)
+        if isinstance(effect, Sleep) and person is None:
+            self._sleep(effect.seconds)
+            return None
+        name, args = _person_call(effect, person)
+        return getattr(person, name)(*args)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the policy: its answer, or a ``KeyfobError``."""
@@ -314,28 +325,34 @@ class Transport:
     async def arun(self, flow: Flow[T], person: AsyncPerson | None = None) -> T:
         """Drive ``flow`` to its result on the running event loop, never blocking it.
 
-        The same flows as :meth:`run`; effects that need a person go to an
+        The same flows as :meth:`run`, and failures are thrown into the flow
+        the same way; effects that need a person go to an
         :class:`~keyfob.flow.AsyncPerson`, whose methods are awaited.
         """
-        reply: Any = None
         try:
             item = next(flow)
             while True:
-                if isinstance(item, HttpRequest):
-                    reply = await self.asend(item)
-                elif isinstance(item, Sleep) and person is None:
-                    await self._await_sleep(item.seconds)
-                    reply = None
+                try:
+                    reply = await self._acarry_out(item, person)
+                except Exception as exc:  # raised where the flow yielded it: it may catch it
+                    item = flow.throw(exc)
                 else:
-                    name, args = _person_call(item, person)
-                    reply = await getattr(person, name)(*args)
-                item = flow.send(reply)
+                    item = flow.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             flow.close()
             if person is not None:
                 await person.aclose()
+
+    async def _acarry_out(self, effect: Effect, person: AsyncPerson | None) -> Any:
+        if isinstance(effect, HttpRequest):
+            return await self.asend(effect)
+        if isinstance(effect, Sleep) and person is None:
+            await self._await_sleep(effect.seconds)
+            return None
+        name, args = _person_call(effect, person)
+        return await getattr(person, name)(*args)
 
     async def asend(self, request: HttpRequest) -> HttpResponse:
         """:meth:`send` on ``httpx.AsyncClient``: the same policy, waits with asyncio."""
