@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from keyfob import grants
 from keyfob.config import HttpSettings, Settings, check_url
@@ -26,7 +28,7 @@ from keyfob.flow import Flow, HttpRequest, HttpResponse, ShowCode
 from keyfob.provider import Provider, kind_of, registry
 from keyfob.secretstore import Credentials, resolve
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
-from keyfob.transport import Transport
+from keyfob.transport import Transport, retry_after
 
 PATH = "/std/.well-known/openid-configuration"  # answers GET 200 without credentials
 NOW = 1_700_000_000.0
@@ -240,6 +242,32 @@ def test_4xx_other_than_429_is_returned_not_retried(
     assert driver.send(transports(), get(local)).status == 400
     assert local.count(PATH) == 1
     assert sleeps == []
+
+
+@settings(deadline=None)
+@given(value=st.text() | st.integers(min_value=0).map(str) | st.datetimes().map(str))
+@example(value="²")
+@example(value="١٢")
+@example(value="9" * 400)
+@example(value="Fri, 31 Dec 9999 23:59:59 -2359")
+@example(value="Mon, 01 Jan 99999 00:00:00 GMT")
+@example(value="Wed, 21 Oct 2015 07:28:00")
+def test_retry_after_of_any_string_is_seconds_or_none(value: str) -> None:
+    wait = retry_after(value, NOW)
+    assert wait is None or (isinstance(wait, float) and wait >= 0)
+
+
+def test_retry_after_reads_delta_seconds() -> None:
+    assert retry_after("120", NOW) == 120.0
+
+
+def test_retry_after_reads_an_http_date() -> None:
+    later = datetime.fromtimestamp(NOW + 90, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert retry_after(later, NOW) == 90.0
+
+
+def test_retry_after_in_the_past_is_zero() -> None:
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW) == 0.0
 
 
 # --------------------------------------------------------------------------- network failures
