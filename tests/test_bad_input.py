@@ -21,9 +21,9 @@ from conftest import CliRun, Leaks
 from keyfob import _paths
 from keyfob.cache.sqlite import read_entry
 from keyfob.errors import ProviderError
+from keyfob.flow import HttpResponse
 from keyfob.provider import BUILTINS, treesnap
 from keyfob.testing import DEMO_PASSWORD, DEMO_USERNAME, LocalProvider
-from keyfob.transport import HttpResponse
 
 LOCAL_VARS = ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD")
 WRONG_PASSWORD = "wrong-password-9876543210"

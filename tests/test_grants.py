@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from keyfob import _jwt, grants
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
+from keyfob.flow import HttpRequest, HttpResponse, Sleep
 from keyfob.provider import BUILTINS, treesnap
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import HttpRequest, HttpResponse, Sleep, retry_after
 
 T = TypeVar("T")
 
@@ -782,29 +782,3 @@ php_dates = st.fixed_dictionaries(
 def test_treesnap_expires_at_of_any_object_is_a_float_or_none(value: Any) -> None:
     when = treesnap.expires_at(value)
     assert when is None or (isinstance(when, float) and math.isfinite(when))
-
-
-@SETTINGS
-@given(value=st.text() | st.integers(min_value=0).map(str) | st.datetimes().map(str))
-@example(value="²")
-@example(value="١٢")
-@example(value="9" * 400)
-@example(value="Fri, 31 Dec 9999 23:59:59 -2359")
-@example(value="Mon, 01 Jan 99999 00:00:00 GMT")
-@example(value="Wed, 21 Oct 2015 07:28:00")
-def test_retry_after_of_any_string_is_seconds_or_none(value: str) -> None:
-    wait = retry_after(value, NOW)
-    assert wait is None or (isinstance(wait, float) and wait >= 0)
-
-
-def test_retry_after_reads_delta_seconds() -> None:
-    assert retry_after("120", NOW) == 120.0
-
-
-def test_retry_after_reads_an_http_date() -> None:
-    later = datetime.fromtimestamp(NOW + 90, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert retry_after(later, NOW) == 90.0
-
-
-def test_retry_after_in_the_past_is_zero() -> None:
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW) == 0.0

@@ -18,8 +18,7 @@ import pytest
 
 from keyfob import grants
 from keyfob.errors import InvalidCredentials
-from keyfob.token import Token
-from keyfob.transport import (
+from keyfob.flow import (
     AwaitCallback,
     Finish,
     Flow,
@@ -30,6 +29,7 @@ from keyfob.transport import (
     ShowCode,
     Sleep,
 )
+from keyfob.token import Token
 
 NOW = 1_700_000_000.0
 ISSUER = "https://as.example.test"

@@ -11,9 +11,10 @@ import pytest
 from keyfob import config
 from keyfob.config import Settings
 from keyfob.errors import ConfigError, ProviderError
+from keyfob.flow import HttpRequest, HttpResponse
 from keyfob.provider import BUILTINS, Provider, oauth2, registry
 from keyfob.testing import LocalProvider
-from keyfob.transport import HttpRequest, HttpResponse, Transport
+from keyfob.transport import Transport
 
 
 def settings(**providers: dict[str, Any]) -> Settings:

@@ -15,10 +15,10 @@ from typing import Any
 from keyfob.broker import Broker, describe_expiry
 from keyfob.cache import Entry, Key
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.flow import Person
 from keyfob.provider import Provider, login_flow
 from keyfob.secretstore import Credentials, resolve
 from keyfob.token import Token
-from keyfob.transport import Person
 
 log = logging.getLogger("keyfob")
 

@@ -14,8 +14,7 @@ from typing import Any
 from keyfob import _jwt
 from keyfob.config import safe_url
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
-from keyfob.token import Token
-from keyfob.transport import (
+from keyfob.flow import (
     AwaitCallback,
     Finish,
     Flow,
@@ -26,6 +25,7 @@ from keyfob.transport import (
     ShowCode,
     Sleep,
 )
+from keyfob.token import Token
 
 #: a provider's own reading of an error answer (a hook, see ``provider.base.Hooks``)
 Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]

@@ -25,8 +25,8 @@ from requests import HTTPError
 
 from keyfob import wiring
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError
+from keyfob.flow import Person, ShowCode
 from keyfob.token import Token
-from keyfob.transport import Person, ShowCode
 
 KEYRING_KEY = "/inaturalist"
 __all__ = [

@@ -2,7 +2,7 @@
 
 ``Listener`` binds 127.0.0.1 only (never 0.0.0.0), takes the first callback
 on its path, and answers the browser tab with what the flow decided (a small
-page: it worked, or why not). ``Terminal`` is the :class:`keyfob.transport.Person`
+page: it worked, or why not). ``Terminal`` is the :class:`keyfob.flow.Person`
 for the command line and for Python sessions: it opens the system browser (or
 prints the address), lets a person on a terminal paste the address they were
 sent back to, shows a device code large and plain (with a QR code where the
@@ -22,7 +22,7 @@ import urllib.parse
 from typing import IO, Any
 
 from keyfob.errors import ConfigError, InvalidCredentials
-from keyfob.transport import ShowCode
+from keyfob.flow import ShowCode
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>keyfob: {title}</title>

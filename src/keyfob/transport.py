@@ -1,145 +1,56 @@
-"""The only code that talks HTTP.
+"""The only code that talks HTTP: the sync and the async driver of a flow.
 
-A grant is a generator that yields :class:`HttpRequest` (or :class:`Sleep`)
-and receives :class:`HttpResponse` (httpx's ``Auth.auth_flow`` protocol, see
-STYLE.md); :class:`Transport` drives it. Here live the timeouts, the TLS and
-``http://`` policy, and the bounded retries of 429 and 5xx with backoff that
-honours ``Retry-After``.
+A grant is a generator that yields the effects of ``keyfob.flow`` (an
+:class:`~keyfob.flow.HttpRequest`, a :class:`~keyfob.flow.Sleep`, ...) and
+receives their answers (httpx's ``Auth.auth_flow`` protocol, see STYLE.md).
+:class:`Transport` drives it, with ``httpx.Client`` (:meth:`Transport.run`)
+or ``httpx.AsyncClient`` (:meth:`Transport.arun`, which waits with
+``asyncio.sleep`` and never blocks the event loop), as httpx drives one
+``auth_flow`` from ``sync_auth_flow`` and ``async_auth_flow``.
+
+The policy is written once, sans I/O, and both drivers consult it: the
+``http://`` refusal, the timeouts, the bounded retries of 429 and 5xx with
+backoff that honours ``Retry-After`` and ``max_wait``, and what each failure
+is called (:func:`_attempts`). A driver only carries out its steps.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import json
 import logging
 import random
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from keyfob.config import HttpSettings, check_url, safe_url
-from keyfob.errors import ConfigError, ProviderError, TransportError
+from keyfob.errors import ConfigError, TransportError
+from keyfob.flow import (
+    AsyncPerson,
+    AwaitCallback,
+    Effect,
+    Finish,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Listen,
+    OpenBrowser,
+    Person,
+    ShowCode,
+    Sleep,
+    basic_auth,
+)
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "keyfob/0.1"
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    url: str
-    what: str = "the token endpoint"
-    form: Mapping[str, str] | None = field(default=None, repr=False)
-    json: Mapping[str, Any] | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    basic: tuple[str, str] | None = field(default=None, repr=False)
-    #: secret values to scrub from anything the server sends back into a message
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str] = field(repr=False)
-    content: bytes = field(repr=False)
-    url: str = ""
-    what: str = "the token endpoint"
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def json(self) -> Any:
-        """The body as JSON, or a ProviderError naming what came instead."""
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            kind = self.content_type or "no content type"
-            if self.content.lstrip()[:1] == b"<":
-                kind = "HTML" if "html" in kind or b"<html" in self.content[:200].lower() else kind
-            raise ProviderError(
-                f"{self.what} ({safe_url(self.url)}) answered HTTP {self.status} with {kind}, "
-                "not JSON",
-                hint="check the provider's URL in config.toml; a proxy or login page may be "
-                "in the way",
-                status=self.status,
-            ) from None
-
-
-@dataclass(frozen=True)
-class Sleep:
-    seconds: float
-    #: the epoch second the wait is for (a device code's expiry), to show the time left
-    until: float | None = None
-
-
-# Effects of the flows that need a person (browser login, device flow); a
-# :class:`Person` carries them out.
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Bind the one-shot callback listener on 127.0.0.1; the answer is the redirect URI."""
-
-    port: int
-    path: str
-
-
-@dataclass(frozen=True)
-class OpenBrowser:
-    url: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class AwaitCallback:
-    """Wait for the callback's query parameters (a dict), at most ``timeout`` seconds."""
-
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Finish:
-    """What the browser tab should say, once the flow has judged the callback."""
-
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class ShowCode:
-    user_code: str
-    verification_uri: str
-    verification_uri_complete: str | None
-    expires_at: float
-
-
-Effect = HttpRequest | Sleep | Listen | OpenBrowser | AwaitCallback | Finish | ShowCode
-Flow = Generator[Effect, Any, T]
-
-
-class Person(Protocol):
-    """Who carries out the effects that need a person (see ``keyfob.loopback``)."""
-
-    def listen(self, port: int, path: str) -> str: ...
-    def open_browser(self, url: str) -> None: ...
-    def await_callback(self, timeout: float) -> dict[str, str]: ...
-    def finish(self, ok: bool, message: str) -> None: ...
-    def show_code(self, code: ShowCode) -> None: ...
-    def sleep(self, seconds: float, until: float | None) -> None: ...
-    def close(self) -> None: ...
-
-
-def basic_auth(user: str, password: str) -> str:
-    """RFC 6749 §2.3.1: form-encode id and secret, then Basic (RFC 7617)."""
-    pair = f"{urllib.parse.quote_plus(user)}:{urllib.parse.quote_plus(password)}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -158,62 +69,187 @@ def retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# --------------------------------------------------------------------------- the policy
+@dataclass(frozen=True)
+class _Attempt:
+    """One try of a request on the wire; the driver answers with httpx's response."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    form: Mapping[str, str] | None = field(repr=False)
+    json: Mapping[str, Any] | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Backoff:
+    """Wait before the next attempt (the driver's own sleep, never the person's)."""
+
+    seconds: float
+
+
+_Steps = Generator[_Attempt | _Backoff, Any, HttpResponse]
+
+
+def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], float]) -> _Steps:
+    """The policy of sending one request, sans I/O: both drivers consult it.
+
+    Yields an :class:`_Attempt` (the driver sends it and answers with the
+    ``httpx.Response``, or throws in the exception the client raised) or a
+    :class:`_Backoff` (the driver waits). Returns the answer to give the flow,
+    or raises ``ConfigError`` (a refused ``http://`` URL) or ``TransportError``.
+    """
+    check_url(request.url, request.what)
+    import httpx  # to name what the clients raise; the drivers need it anyway
+
+    headers = {"Accept": "application/json", **request.headers}
+    if request.basic:
+        headers["Authorization"] = basic_auth(*request.basic)
+    wire = _Attempt(request.method, request.url, headers, request.form, request.json)
+    where = f"{request.what} ({safe_url(request.url)})"
+    attempts = settings.retries + 1
+    for attempt in range(attempts):
+        log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
+        try:
+            raw = yield wire
+            content = raw.content
+        except httpx.TimeoutException:
+            raise TransportError(
+                f"{where} did not answer in time",
+                hint="the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
+                "if it is just slow",
+            ) from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot reach {where}: {_reason(exc)}") from None
+        response = HttpResponse(
+            raw.status_code,
+            {k.lower(): v for k, v in raw.headers.items()},
+            content,
+            request.url,
+            request.what,
+        )
+        log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
+        if response.status not in RETRY_STATUSES:
+            return response
+        wait = retry_after(response.headers.get("retry-after"), clock())
+        if wait is not None and wait > settings.max_wait:
+            raise TransportError(
+                f"{where} answered HTTP {response.status} and asked to wait {wait:.0f} s, "
+                f"longer than max_wait ({settings.max_wait:g} s)",
+                hint="try again later, or raise [http] max_wait in config.toml",
+                status=response.status,
+            )
+        if attempt == attempts - 1:
+            break
+        if wait is None:
+            wait = min(settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+        log.info("%s answered HTTP %d; retrying in %.1f s", where, response.status, wait)
+        yield _Backoff(wait)
+    raise TransportError(
+        f"{where} answered HTTP {response.status} {attempts} times",
+        hint="the provider is overloaded or down; try again later",
+        status=response.status,
+    )
+
+
+def _person_call(
+    effect: Effect, person: Person | AsyncPerson | None
+) -> tuple[str, tuple[Any, ...]]:
+    """Which method of the person carries out ``effect``, and with what (both drivers)."""
+    if person is None:
+        raise ConfigError(
+            "this login needs a person (a browser or a code to enter)",
+            hint="run `keyfob login PROVIDER --flow browser` or `--flow device`",
+        )
+    if isinstance(effect, Listen):
+        return "listen", (effect.port, effect.path)
+    if isinstance(effect, OpenBrowser):
+        return "open_browser", (effect.url,)
+    if isinstance(effect, AwaitCallback):
+        return "await_callback", (effect.timeout,)
+    if isinstance(effect, Finish):
+        return "finish", (effect.ok, effect.message)
+    if isinstance(effect, ShowCode):
+        return "show_code", (effect,)
+    if isinstance(effect, Sleep):
+        return "sleep", (effect.seconds, effect.until)
+    raise TypeError(f"unknown effect {type(effect).__name__}")
+
+
+# --------------------------------------------------------------------------- the drivers
 class Transport:
-    """Sends requests with httpx; ``run`` drives a grant's flow to its result."""
+    """Drives flows with httpx: ``run`` (sync) and ``arun`` (async), one policy.
+
+    One object serves both because a broker holds one transport, configured
+    once (settings, clock), and its sync and async paths must not drift; the
+    clients stay apart: one ``httpx.Client`` for every thread, and one
+    ``httpx.AsyncClient`` per event loop (an async client must not cross
+    loops), made on first use there and closed by :meth:`aclose` in that loop.
+    """
 
     def __init__(
         self,
         settings: HttpSettings | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings or HttpSettings()
         self._sleep = sleep
+        self._asleep = asleep  # None: asyncio.sleep, imported only by the async driver
         self._clock = clock
         self._client: Any = None
+        self._aclients: dict[asyncio.AbstractEventLoop, Any] = {}
         # Threads of one broker share the client; two made at once would leak one's sockets.
         self._client_lock = threading.Lock()
 
+    def _client_options(self) -> dict[str, Any]:
+        import httpx  # 125 ms: only once a request is really needed
+
+        s = self.settings
+        return {
+            "timeout": httpx.Timeout(s.timeout, connect=s.connect_timeout),
+            "follow_redirects": False,
+            "trust_env": False,
+            "headers": {"User-Agent": USER_AGENT},
+        }
+
+    # ----------------------------------------------------------------------- sync
     def _http(self) -> Any:
         if self._client is not None:
             return self._client
         with self._client_lock:
             if self._client is not None:
                 return self._client
-            import httpx  # 125 ms: only once a request is really needed
+            import httpx
 
-            s = self.settings
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
-                follow_redirects=False,
-                trust_env=False,
-                headers={"User-Agent": USER_AGENT},
-            )
+            self._client = httpx.Client(**self._client_options())
         return self._client
 
     def close(self) -> None:
+        """Close the sync client (async clients: :meth:`aclose`, in their loop)."""
         if self._client is not None:
             self._client.close()
             self._client = None
 
     def run(self, flow: Flow[T], person: Person | None = None) -> T:
-        """Drive ``flow`` to its result; effects that need a person go to ``person``."""
-        reply: Any = None
+        """Drive ``flow`` to its result; effects that need a person go to ``person``.
+
+        An effect that fails (a request that cannot be sent, retries spent, a
+        refused ``http://`` URL, a person who cannot answer) is thrown into
+        the flow where it yielded it: a flow may catch it and go on (fall
+        back to another grant); one that does not lets it out of ``run``.
+        """
         try:
             item = next(flow)
             while True:
-                if isinstance(item, HttpRequest):
-                    reply = self.send(item)
-                elif isinstance(item, Sleep):
-                    if person is not None:
-                        person.sleep(item.seconds, item.until)
-                    else:
-                        self._sleep(item.seconds)
-                    reply = None
+                try:
+                    reply = self._carry_out(item, person)
+                except Exception as exc:  # raised where the flow yielded it: it may catch it
+                    item = flow.throw(exc)
                 else:
-                    reply = self._interact(item, person)
-                item = flow.send(reply)
+                    item = flow.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
@@ -221,82 +257,125 @@ class Transport:
             if person is not None:
                 person.close()
 
-    @staticmethod
-    def _interact(effect: Effect, person: Person | None) -> Any:
-        if person is None:
-            raise ConfigError(
-                "this login needs a person (a browser or a code to enter)",
-                hint="run `keyfob login PROVIDER --flow browser` or `--flow device`",
-            )
-        if isinstance(effect, Listen):
-            return person.listen(effect.port, effect.path)
-        if isinstance(effect, OpenBrowser):
-            return person.open_browser(effect.url)
-        if isinstance(effect, AwaitCallback):
-            return person.await_callback(effect.timeout)
-        if isinstance(effect, Finish):
-            return person.finish(effect.ok, effect.message)
-        if isinstance(effect, ShowCode):
-            return person.show_code(effect)
-        raise TypeError(f"unknown effect {type(effect).__name__}")
+    def _carry_out(self, effect: Effect, person: Person | None) -> Any:
+        if isinstance(effect, HttpRequest):
+            return self.send(effect)
+        if isinstance(effect, Sleep) and person is None:
+            self._sleep(effect.seconds)
+            return None
+        name, args = _person_call(effect, person)
+        return getattr(person, name)(*args)
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        check_url(request.url, request.what)
-        import httpx
+        """Send one request under the policy: its answer, or a ``KeyfobError``."""
+        steps = _attempts(request, self.settings, self._clock)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, _Backoff):
+                    self._sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                try:
+                    raw = self._http().request(
+                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
+                    )
+                except Exception as exc:  # the policy names it (or lets it through)
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(raw)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            steps.close()
 
-        headers = {"Accept": "application/json", **request.headers}
-        if request.basic:
-            headers["Authorization"] = basic_auth(*request.basic)
-        where = f"{request.what} ({safe_url(request.url)})"
-        attempts = self.settings.retries + 1
-        for attempt in range(attempts):
-            log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
-            try:
-                raw = self._http().request(
-                    request.method,
-                    request.url,
-                    data=request.form,
-                    json=request.json,
-                    headers=headers,
-                )
-                content = raw.content
-            except httpx.TimeoutException:
-                raise TransportError(
-                    f"{where} did not answer in time",
-                    hint="the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
-                    "if it is just slow",
-                ) from None
-            except httpx.HTTPError as exc:
-                raise TransportError(f"cannot reach {where}: {_reason(exc)}") from None
-            response = HttpResponse(
-                raw.status_code,
-                {k.lower(): v for k, v in raw.headers.items()},
-                content,
-                request.url,
-                request.what,
-            )
-            log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
-            if response.status not in RETRY_STATUSES:
-                return response
-            wait = retry_after(response.headers.get("retry-after"), self._clock())
-            if wait is not None and wait > self.settings.max_wait:
-                raise TransportError(
-                    f"{where} answered HTTP {response.status} and asked to wait {wait:.0f} s, "
-                    f"longer than max_wait ({self.settings.max_wait:g} s)",
-                    hint="try again later, or raise [http] max_wait in config.toml",
-                    status=response.status,
-                )
-            if attempt == attempts - 1:
-                break
-            if wait is None:
-                wait = min(self.settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
-            log.info("%s answered HTTP %d; retrying in %.1f s", where, response.status, wait)
-            self._sleep(wait)
-        raise TransportError(
-            f"{where} answered HTTP {response.status} {attempts} times",
-            hint="the provider is overloaded or down; try again later",
-            status=response.status,
-        )
+    # ----------------------------------------------------------------------- async
+    def _ahttp(self) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._client_lock:  # held for no await: other threads run other loops
+            client = self._aclients.get(loop)
+            if client is None:
+                # A client whose loop has ended can be neither used nor closed any more.
+                for ended in [other for other in self._aclients if other.is_closed()]:
+                    del self._aclients[ended]
+                import httpx
+
+                client = self._aclients[loop] = httpx.AsyncClient(**self._client_options())
+        return client
+
+    async def aclose(self) -> None:
+        """Close the async client of the running event loop, if it has one."""
+        import asyncio
+
+        with self._client_lock:
+            client = self._aclients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def _await_sleep(self, seconds: float) -> None:
+        if self._asleep is not None:
+            await self._asleep(seconds)
+        else:
+            import asyncio
+
+            await asyncio.sleep(seconds)
+
+    async def arun(self, flow: Flow[T], person: AsyncPerson | None = None) -> T:
+        """Drive ``flow`` to its result on the running event loop, never blocking it.
+
+        The same flows as :meth:`run`, and failures are thrown into the flow
+        the same way; effects that need a person go to an
+        :class:`~keyfob.flow.AsyncPerson`, whose methods are awaited.
+        """
+        try:
+            item = next(flow)
+            while True:
+                try:
+                    reply = await self._acarry_out(item, person)
+                except Exception as exc:  # raised where the flow yielded it: it may catch it
+                    item = flow.throw(exc)
+                else:
+                    item = flow.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+            if person is not None:
+                await person.aclose()
+
+    async def _acarry_out(self, effect: Effect, person: AsyncPerson | None) -> Any:
+        if isinstance(effect, HttpRequest):
+            return await self.asend(effect)
+        if isinstance(effect, Sleep) and person is None:
+            await self._await_sleep(effect.seconds)
+            return None
+        name, args = _person_call(effect, person)
+        return await getattr(person, name)(*args)
+
+    async def asend(self, request: HttpRequest) -> HttpResponse:
+        """:meth:`send` on ``httpx.AsyncClient``: the same policy, waits with asyncio."""
+        steps = _attempts(request, self.settings, self._clock)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, _Backoff):
+                    await self._await_sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                try:
+                    raw = await self._ahttp().request(
+                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
+                    )
+                except Exception as exc:  # the policy names it (or lets it through)
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(raw)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            steps.close()
 
 
 def _reason(exc: Exception) -> str:

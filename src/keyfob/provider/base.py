@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from keyfob.errors import KeyfobError
+    from keyfob.flow import Flow, HttpResponse
     from keyfob.secretstore import Credentials
     from keyfob.token import Token
-    from keyfob.transport import Flow, HttpResponse
 
 #: the ways `keyfob login --flow` can get a first token
 FLOWS = ("password", "client", "paste", "browser", "device")

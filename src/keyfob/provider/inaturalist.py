@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, ProviderError
+from keyfob.flow import Flow, HttpRequest
 from keyfob.provider import oauth2
 from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpRequest
 
 JWT_LIFETIME = 24 * 3600.0
 

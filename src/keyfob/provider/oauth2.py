@@ -14,10 +14,10 @@ from typing import Any
 
 from keyfob import _jwt, grants
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.flow import Flow
 from keyfob.provider.base import Kind, Provider
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow
 
 #: every secret a declared OAuth2 provider may use, and what each grant needs
 SECRETS = ("client_id", "client_secret", "username", "password", "refresh_token", "token")

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from keyfob import _jwt, grants
 from keyfob.config import safe_url
 from keyfob.errors import ConfigError, InvalidCredentials, ProviderError
+from keyfob.flow import Flow, HttpRequest
 from keyfob.provider.base import Kind, Provider, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpRequest
 
 LIFETIME = 365 * 24 * 3600.0
 REFRESH_RATIO = 0.1

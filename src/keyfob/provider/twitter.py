@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from keyfob import grants
 from keyfob.errors import InvalidCredentials, KeyfobError, ProviderError
+from keyfob.flow import Flow, HttpResponse
 from keyfob.provider import oauth2
 from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
-from keyfob.transport import Flow, HttpResponse
 
 #: codes that mean the key, secret or token is not (or no longer) good
 CREDENTIAL_CODES = frozenset({32, 89, 99})
