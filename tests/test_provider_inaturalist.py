@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keyfob.provider import BUILTINS
 from provider_contract import Case, ProviderContract
 
 WRONG_PASSWORD = "wrong-password-0123456789"
@@ -17,3 +18,10 @@ class TestInaturalist(ProviderContract):
         revoke={"/oauth/revoke": 1},  # the OAuth token
         wrong=lambda local: {"INAT_PASSWORD": WRONG_PASSWORD},
     )
+
+
+# --------------------------------------------------------------------------- quirks
+def test_inaturalist_default_account_shares_pyinaturalist_keyring_service() -> None:
+    provider = BUILTINS["inaturalist"]
+    assert provider.service() == "/inaturalist"
+    assert provider.service("work") == "keyfob:inaturalist:work"
