@@ -93,22 +93,6 @@ def expired(clock: Clock, token: Token) -> None:
 # -- memory, cache, refresh ----------------------------------------------------------
 
 
-def test_second_call_is_served_from_memory(broker: Broker, configured: LocalProvider) -> None:
-    first = broker.get_token("local")
-    second = broker.get_token("local")
-
-    assert second is first
-    assert configured.count("/std/token") == 1
-
-
-def test_second_process_reuses_cached_token(make_broker, configured: LocalProvider) -> None:
-    first = make_broker().get_token("local")
-    second = make_broker().get_token("local")
-
-    assert second.access_token == first.access_token
-    assert configured.count("/std/token") == 1
-
-
 def test_token_expires_with_the_clock_not_the_wall(
     broker: Broker, configured: LocalProvider, clock: Clock
 ) -> None:
@@ -290,18 +274,6 @@ def test_login_with_a_wrong_password_leaves_stored_secrets_unchanged(
     no_secret_leaks.add("InvalidCredentials", caught.value.one_line())
 
     assert Accounts(broker).get_credentials("local") == before == {"password": DEMO_PASSWORD}
-
-
-def test_login_with_a_wrong_password_stores_nothing(
-    broker: Broker, configured: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
-) -> None:
-    monkeypatch.setenv("LOCAL_PASSWORD", WRONG_PASSWORD)
-    no_secret_leaks.plant(WRONG_PASSWORD)
-
-    with pytest.raises(InvalidCredentials):
-        Accounts(broker).login("local")
-
-    assert Accounts(broker).get_credentials("local") == {}
 
 
 def test_login_stores_the_secrets_once_the_first_token_is_good(

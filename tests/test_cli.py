@@ -16,7 +16,6 @@ from conftest import CliRun, Leaks
 from keyfob import _paths
 from keyfob.cache import Entry
 from keyfob.cache.sqlite import read_entry
-from keyfob.provider.treesnap import personal
 from keyfob.testing import (
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,
@@ -25,7 +24,7 @@ from keyfob.testing import (
     DEMO_USERNAME,
     LocalProvider,
 )
-from keyfob.token import DEFAULT_LEEWAY, TokenState
+from keyfob.token import TokenState
 
 LOCAL_VARS = ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD")
 INAT_VARS = ("INAT_USERNAME", "INAT_PASSWORD", "INAT_APP_ID", "INAT_APP_SECRET")
@@ -329,36 +328,3 @@ def test_identity_change_fetches_that_accounts_token(
     assert theirs != mine
     assert configured.count("/std/token") == before + 1
     assert me(configured, theirs) == "other-user"
-
-
-# --------------------------------------------------------------------------- TreeSnap
-
-
-def test_treesnap_refreshes_personal_token_due_for_refresh(
-    configured: LocalProvider, cli: CliRun
-) -> None:
-    old = configured.issue_treesnap_token(lifetime=6)
-    due = personal(old, time.time())
-    # keyfob reads `issued` from the JWT's iat; a 6 s token is due after 3 s
-    sleep_until(due.fresh_until(DEFAULT_LEEWAY) + 0.1)
-    assert due.state(None, DEFAULT_LEEWAY) is TokenState.STALE
-    done = cli("token", "treesnap", env={"TREESNAP_TOKEN": old})
-    assert done.returncode == 0, done.stderr
-    new = done.stdout.strip()
-    assert new != old
-    assert configured.count("/web-services/v1/refresh-tokens") == 1
-    assert configured.is_active(new)
-    assert not configured.is_active(old)
-
-
-def test_treesnap_refreshed_token_supersedes_old_one_in_env(
-    configured: LocalProvider, cli: CliRun
-) -> None:
-    old = configured.issue_treesnap_token(lifetime=6)
-    sleep_until(personal(old, time.time()).fresh_until(DEFAULT_LEEWAY) + 0.1)
-    new = cli("token", "treesnap", env={"TREESNAP_TOKEN": old}).stdout.strip()
-    assert configured.count("/web-services/v1/refresh-tokens") == 1
-    again = cli("token", "treesnap", env={"TREESNAP_TOKEN": old})
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == new
-    assert configured.count("/web-services/v1/refresh-tokens") == 1

@@ -102,12 +102,6 @@ def test_a_secret_name_is_the_lower_case_end_of_its_variable(provider: Provider)
         assert provider.env_var(secret) == f"{provider.env_prefix}_{secret.upper()}"
 
 
-def test_inaturalist_default_account_shares_pyinaturalist_keyring_service() -> None:
-    provider = BUILTINS["inaturalist"]
-    assert provider.service() == "/inaturalist"
-    assert provider.service("work") == "keyfob:inaturalist:work"
-
-
 def test_keyring_service_of_other_providers_is_keyfob_and_name() -> None:
     assert BUILTINS["twitter"].service() == "keyfob:twitter"
     assert BUILTINS["twitter"].service("bot") == "keyfob:twitter:bot"

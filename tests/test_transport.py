@@ -25,7 +25,7 @@ from keyfob import grants
 from keyfob.config import HttpSettings, Settings, check_url
 from keyfob.errors import ConfigError, TransportError
 from keyfob.flow import Flow, HttpRequest, HttpResponse, ShowCode
-from keyfob.provider import Provider, kind_of, registry
+from keyfob.provider import Provider, registry
 from keyfob.secretstore import Credentials, resolve
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
 from keyfob.transport import Transport, retry_after
@@ -401,7 +401,7 @@ def provider_at(local: LocalProvider, name: str, transport: Transport, driver: D
     """``name`` as config.toml points it at the emulator, its endpoints discovered if need be."""
     table = tomllib.loads(local.config_toml())["providers"]
     p = registry(Settings(path="config.toml", signature="test", providers=table))[name]
-    resolving = kind_of(p).resolve
+    resolving = p.kind.resolve
     flow = resolving(p) if resolving is not None else None
     return p if flow is None else driver.run(transport, flow)
 
@@ -423,7 +423,7 @@ def test_each_providers_grant_gets_an_active_token_at_the_emulator(
 ) -> None:
     transport = transports()
     p = provider_at(local, name, transport, driver)
-    token = driver.run(transport, kind_of(p).acquire(p, secrets_of(p, local), NOW))
+    token = driver.run(transport, p.kind.acquire(p, secrets_of(p, local), NOW))
     assert local.is_active(token.access_token)
 
 
@@ -433,8 +433,8 @@ def test_a_refresh_renews_the_token_at_the_emulator(
     transport = transports()
     p = provider_at(local, "local", transport, driver)
     creds = secrets_of(p, local)
-    first = driver.run(transport, kind_of(p).acquire(p, creds, NOW))
-    flow = kind_of(p).renew(p, first, creds, NOW)
+    first = driver.run(transport, p.kind.acquire(p, creds, NOW))
+    flow = p.kind.renew(p, first, creds, NOW)
     assert flow is not None
     renewed = driver.run(transport, flow)
     assert renewed.access_token != first.access_token

@@ -1,0 +1,136 @@
+"""Misbehaviour on demand, for any path of the emulator: delays, failures, garbage bodies.
+
+The shell (``server``) asks before each answer whether to sleep, whether to answer a
+made-up failure instead, and how to spoil a real answer. Standard library only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from keyfob.testing.wire import NO_STORE, Response
+
+GARBAGE_KINDS = frozenset(
+    {
+        "html",
+        "text",
+        "json_array",
+        "no_access_token",
+        "expires_in_string",
+        "expires_in_garbage",
+        "expires_in_negative",
+        "truncated",
+    }
+)
+
+
+@dataclass
+class Fault:
+    kind: str  # "fail" or one of GARBAGE_KINDS
+    remaining: int
+    status: int = 200
+    retry_after: str | None = None
+
+
+@dataclass
+class _Delay:
+    seconds: float
+    remaining: int | None
+
+
+class Faults:
+    """The delays and faults pending on each path, consumed in order."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+        self._faults: dict[str, deque[Fault]] = {}
+        self._delays: dict[str, deque[_Delay]] = {}
+
+    def delay(self, path: str, seconds: float, times: int | None) -> None:
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1 or None")
+        with self._lock:
+            self._delays.setdefault(path, deque()).append(_Delay(seconds, times))
+
+    def fail(self, path: str, status: int, *, times: int, retry_after: str | None) -> None:
+        if not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        self._add(path, Fault("fail", times, status, retry_after), times)
+
+    def garbage(self, path: str, kind: str, *, times: int) -> None:
+        if kind not in GARBAGE_KINDS:
+            raise ValueError(f"unknown garbage kind {kind!r}; one of {sorted(GARBAGE_KINDS)}")
+        self._add(path, Fault(kind, times), times)
+
+    def clear(self, path: str | None) -> None:
+        with self._lock:
+            if path is None:
+                self._faults.clear()
+                self._delays.clear()
+            else:
+                self._faults.pop(path, None)
+                self._delays.pop(path, None)
+
+    def _add(self, path: str, fault: Fault, times: int) -> None:
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._faults.setdefault(path, deque()).append(fault)
+
+    def take_delay(self, path: str) -> float:
+        with self._lock:
+            queue = self._delays.get(path)
+            if not queue:
+                return 0.0
+            head = queue[0]
+            if head.remaining is not None:
+                head.remaining -= 1
+                if head.remaining <= 0:
+                    queue.popleft()
+            return head.seconds
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults.get(path)
+            if not queue:
+                return None
+            head = queue[0]
+            head.remaining -= 1
+            if head.remaining <= 0:
+                queue.popleft()
+            return head
+
+
+def synthetic(fault: Fault) -> Response | None:
+    """The made-up answer that replaces the real one; None: spoil the real one instead."""
+    if fault.kind == "fail":
+        headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+        return Response(fault.status, {"error": "temporarily_unavailable"}, headers)
+    if fault.kind == "html":
+        page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>" + (
+            b"<h1>Please sign in</h1><form><input name='password'></form></body></html>"
+        )
+        return Response(200, raw=page, content_type="text/html; charset=utf-8")
+    if fault.kind == "text":
+        return Response(200, raw=b"OK", content_type="text/plain; charset=utf-8")
+    if fault.kind == "json_array":
+        return Response(200, raw=b"[]")
+    if fault.kind == "no_access_token":
+        return Response(200, {"token_type": "Bearer"}, dict(NO_STORE))
+    return None
+
+
+def spoil(fault: Fault, response: Response) -> Response:
+    """The real answer, cut in half or with a bad ``expires_in``."""
+    if fault.kind == "truncated":
+        body = response.body()
+        return Response(200, raw=body[: len(body) // 2], headers=response.headers)
+    if response.status == 200 and isinstance(response.payload, dict):
+        value: Any = {"expires_in_string": "3599", "expires_in_garbage": "soon"}.get(fault.kind, -5)
+        response.payload = {**response.payload, "expires_in": value}
+    return response

@@ -1,0 +1,1 @@
+"""Tests of keyfob.testing, the local emulator, spoken to with urllib only."""

@@ -1,0 +1,31 @@
+"""Fixtures of the emulator tests: one emulator per module, its faults cleared after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from keyfob.testing import LocalProvider
+
+
+@pytest.fixture(scope="module")
+def lp() -> Iterator[LocalProvider]:
+    provider = LocalProvider().start()
+    yield provider
+    provider.stop()
+    assert provider.errors == []
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "lp" in request.fixturenames:
+        request.getfixturevalue("lp").clear_faults()
+
+
+@pytest.fixture(scope="module")
+def short() -> Iterator[LocalProvider]:
+    """Tokens that expire within a second."""
+    with LocalProvider(access_token_lifetime=1, jwt_lifetime=1) as provider:
+        yield provider
