@@ -30,6 +30,7 @@ from keyfob.errors import (
     TransportError,
 )
 from keyfob.flight import Flight, SingleFlight
+from keyfob.flow import Flow
 from keyfob.provider import Provider, registry
 from keyfob.secretstore import Credentials, SecretStore, resolve
 from keyfob.token import Token, TokenState
@@ -119,9 +120,12 @@ class Broker:
 
     def resolved(self, p: Provider) -> Provider:
         """The provider with the endpoints its discovery document names."""
+        return self.transport.run(self._resolve(p))
+
+    def _resolve(self, p: Provider) -> Flow[Provider]:
         if p.name not in self._resolved:
             flow = p.kind.resolve(p) if p.kind.resolve is not None else None
-            self._resolved[p.name] = self.transport.run(flow) if flow is not None else p
+            self._resolved[p.name] = (yield from flow) if flow is not None else p
         return self._resolved[p.name]
 
     def credentials(
@@ -207,18 +211,24 @@ class Broker:
             if token is not None:
                 return token
         with self.flight(key):
-            entry = self._cached_entry(key)
-            if not refresh:
-                # Look again: another thread or process may have just saved one.
-                token = self._usable(p, key, entry, credentials)
-                if token is not None:
-                    return token
-            creds = self.credentials(p, key[1], credentials)
-            if entry is not None and not self.identity(p, key[1], credentials).owns(entry):
-                entry = None  # another account's token: never crosses over
-            token = self.obtain(p, key, creds, entry.token if entry else None, refresh=refresh)
-            self.save(p, key, token, creds)
-            return token
+            return self.transport.run(self._decide(p, key, refresh, credentials))
+
+    def _decide(
+        self, p: Provider, key: Key, refresh: bool, arguments: Mapping[str, Any]
+    ) -> Flow[Token]:
+        """Under the single-flight lock: look again, then renew or acquire, then save."""
+        entry = self._cached_entry(key)
+        if not refresh:
+            # Look again: another thread or process may have just saved one.
+            token = self._usable(p, key, entry, arguments)
+            if token is not None:
+                return token
+        creds = self.credentials(p, key[1], arguments)
+        if entry is not None and not self.identity(p, key[1], arguments).owns(entry):
+            entry = None  # another account's token: never crosses over
+        token = yield from self._obtain(p, key, creds, entry.token if entry else None, refresh)
+        self.save(p, key, token, creds)
+        return token
 
     def peek(
         self, provider: str, *, account: str | None = None, **credentials: Any
@@ -277,15 +287,20 @@ class Broker:
     ) -> Token:
         """A new token: renewed from ``old`` when it can be (not with ``refresh``: then
         only a STALE token that cannot be renewed is kept), else the provider's grant."""
+        return self.transport.run(self._obtain(p, key, creds, old, refresh))
+
+    def _obtain(
+        self, p: Provider, key: Key, creds: Credentials, old: Token | None, refresh: bool
+    ) -> Flow[Token]:
         kind = p.kind
         now = self.clock()
-        p = self.resolved(p)
+        p = yield from self._resolve(p)
         refused: InvalidCredentials | None = None
         if old is not None:
             flow = kind.renew(p, old, creds, now)
             if flow is not None:
                 try:
-                    token: Token = self.transport.run(flow)
+                    token: Token = yield from flow
                 except InvalidCredentials as exc:
                     log.info("%s: renewing refused (%s); getting a new token", p.name, exc.error)
                     refused = exc
@@ -302,13 +317,13 @@ class Broker:
                     return token
         self.require(p, key[1], creds)
         try:
-            token = self.transport.run(kind.acquire(p, creds, now))
+            token = yield from kind.acquire(p, creds, now)
             if refused is not None and old is not None and token.access_token == old.access_token:
                 raise refused  # the refused token is the only one there is (a revoked personal one)
             if token.state(self.clock(), p.leeway) is not TokenState.FRESH:
                 flow = kind.renew(p, token, creds, now)
                 if flow is not None:  # a personal token in its last tenth: refresh it now
-                    token = self.transport.run(flow)
+                    token = yield from flow
                     self._supersede(p, key, creds, token)
         except KeyfobError as exc:
             raise self._hinted(p, exc) from None
