@@ -151,6 +151,17 @@ class CacheContract:
                 got = cache.get(key)
                 assert got is not None and got.token.access_token == f"token-of-{key[0]}-{key[1]}"
 
+    def test_entries_it_returns_are_frozen(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        got = cache.get(("local", ""))
+        listed = dict(cache.entries())[("local", "")]
+        for entry in (got, listed):
+            assert entry is not None
+            for name in ("token", *ENTRY_FIELDS):
+                with pytest.raises(AttributeError):
+                    setattr(entry, name, getattr(entry, name))
+        assert_same_entry(cache.get(("local", "")), full_entry())
+
     def test_lock_is_exclusive_across_threads(self, cache: Cache) -> None:
         # A read-modify-write with a pause inside loses updates unless the lock
         # really keeps the threads apart.
@@ -200,6 +211,34 @@ class TestMemoryCache(CacheContract):
 class TestSQLiteCache(CacheContract):
     def make(self, tmp_path: Path) -> Cache:
         return SQLiteCache(str(tmp_path / "cache"))
+
+
+# -- the entry itself ---------------------------------------------------------------
+
+
+def test_an_entry_cannot_be_changed_in_place() -> None:
+    entry = full_entry()
+    with pytest.raises(AttributeError):
+        entry.label = "someone-else"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del entry.fingerprint  # type: ignore[misc]
+    assert entry.label == "demo-user" and entry.fingerprint == "f" * 32
+
+
+def test_replace_makes_a_changed_copy() -> None:
+    entry = full_entry()
+    other = entry.replace(label="someone-else", token=Token("another-access-token"))
+    assert (other.label, other.token.access_token) == ("someone-else", "another-access-token")
+    assert_same_entry(entry, full_entry())
+    for name in ENTRY_FIELDS:
+        if name != "label":
+            assert getattr(other, name) == getattr(entry, name), name
+
+
+def test_entries_are_equal_by_value() -> None:
+    assert full_entry() == full_entry()
+    assert full_entry() != full_entry("another-access-token")
+    assert full_entry() != full_entry().replace(leeway=5.0)
 
 
 # -- what only the SQLite file promises ------------------------------------------

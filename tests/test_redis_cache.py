@@ -281,8 +281,8 @@ def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
     a.put(KEY, old)
     b.put(KEY, entry_expiring(600, 86400, "new"))
 
-    old.token = old.token.replace(expires=time.time() - 1)  # what the broker does on a 401
-    a.put(KEY, old)
+    # what the broker does on a 401
+    a.put(KEY, old.replace(token=old.token.replace(expires=time.time() - 1)))
 
     got = a.get(KEY)
     assert got is not None and got.token.access_token == "token-new"
@@ -292,8 +292,7 @@ def test_dropping_a_refused_token_keeps_its_refresh_token(server: RedisServer) -
     cache = redis_cache(server.url, local=NullCache())
     entry = entry_expiring(600, 86400)
     cache.put(KEY, entry)
-    entry.token = entry.token.replace(expires=time.time() - 1)
-    cache.put(KEY, entry)
+    cache.put(KEY, entry.replace(token=entry.token.replace(expires=time.time() - 1)))
 
     got = cache.get(KEY)
     assert got is not None
@@ -332,7 +331,7 @@ def test_stale_token_in_the_local_copy_is_looked_up_in_redis(
 ) -> None:
     local = SQLiteCache(str(tmp_path / "cache"))
     stale = entry_expiring(30, 86400, "stale")
-    stale.token = stale.token.replace(issued=None)  # 30 s left of unknown life: STALE
+    stale = stale.replace(token=stale.token.replace(issued=None))  # 30 s of unknown life: STALE
     assert stale.token.state() is TokenState.STALE
     local.put(KEY, stale)
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "fresh"))

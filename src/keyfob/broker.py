@@ -441,9 +441,8 @@ class Broker:
         with self._single_flight(key):
             entry = self._cache_get(key)
             if entry is not None and entry.token.access_token == token.access_token:
-                entry.token = entry.token.replace(expires=self.clock() - 1)
-                entry.saved = 0.0
-                self._cache_put(key, entry)
+                expired = entry.token.replace(expires=self.clock() - 1)
+                self._cache_put(key, entry.replace(token=expired, saved=0.0))
                 log.info("%s: the server refused the cached token; it is dropped", provider)
 
     # -- login, logout, secrets --------------------------------------------------

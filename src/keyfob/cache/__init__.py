@@ -9,6 +9,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # on the cached-token path: no typing import
 if TYPE_CHECKING:
+    from typing import Any
+
     from keyfob.token import Token
 
 Key = tuple[str, str]  # (provider, account); account "" is the default account
@@ -36,6 +38,15 @@ class Entry:
         "token",
     )
 
+    token: Token
+    fingerprint: str
+    label: str
+    identity_env: str
+    identity_source: str
+    leeway: float
+    config_sig: str
+    saved: float
+
     def __init__(
         self,
         token: Token,
@@ -48,14 +59,38 @@ class Entry:
         config_sig: str = "",
         saved: float = 0.0,
     ) -> None:
-        self.token = token
-        self.fingerprint = fingerprint
-        self.label = label
-        self.identity_env = identity_env
-        self.identity_source = identity_source
-        self.leeway = leeway
-        self.config_sig = config_sig
-        self.saved = saved
+        # Frozen: a cache may hand the same entry to every caller.
+        fields = {
+            "token": token,
+            "fingerprint": fingerprint,
+            "label": label,
+            "identity_env": identity_env,
+            "identity_source": identity_source,
+            "leeway": leeway,
+            "config_sig": config_sig,
+            "saved": saved,
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an Entry is frozen: use entry.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("an Entry is frozen")
+
+    def replace(self, **changes: Any) -> Entry:
+        """A copy with ``changes`` (keyword arguments of the constructor)."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Entry(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Entry {self.label or '?'} {self.token!r}>"
