@@ -14,6 +14,7 @@ or foreign file set aside, the command line's reader, the cross-process lock).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -22,15 +23,15 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from keyfob.cache import Entry, Key
+from keyfob.cache import FIELDS, Entry, Key
 from keyfob.cache.base import Cache, CacheUnavailable
 from keyfob.cache.memory import MemoryCache
-from keyfob.cache.sqlite import SQLiteCache, read_entry
+from keyfob.cache.sqlite import SCHEMA_VERSION, SQLiteCache, read_entry
 from keyfob.token import Token
 
 ENTRY_FIELDS = (
@@ -40,7 +41,6 @@ ENTRY_FIELDS = (
     "identity_source",
     "leeway",
     "config_sig",
-    "saved",
 )
 TOKEN_FIELDS = (
     "access_token",
@@ -74,13 +74,12 @@ def full_entry(access_token: str = "access-token-value-1") -> Entry:
         identity_source="store",
         leeway=30.0,
         config_sig="/somewhere/config.toml|123|45",
-        saved=1_899_996_401.0,
     )
 
 
 def bare_entry(access_token: str = "access-token-value-2") -> Entry:
     """A token that never expires, with every optional field empty."""
-    return Entry(Token(access_token), saved=1_899_996_401.0)
+    return Entry(Token(access_token))
 
 
 def assert_same_entry(got: Entry | None, want: Entry) -> None:
@@ -235,6 +234,47 @@ def test_replace_makes_a_changed_copy() -> None:
             assert getattr(other, name) == getattr(entry, name), name
 
 
+def test_to_dict_names_every_field_once() -> None:
+    assert sorted(full_entry().to_dict()) == sorted(TOKEN_FIELDS + ENTRY_FIELDS)
+    assert sorted(FIELDS) == sorted(TOKEN_FIELDS + ENTRY_FIELDS)
+
+
+@pytest.mark.parametrize("make", [full_entry, bare_entry])
+def test_from_dict_of_to_dict_is_the_same_entry(make: Callable[[], Entry]) -> None:
+    again = Entry.from_dict(make().to_dict())
+    assert_same_entry(again, make())
+    assert again == make()
+
+
+@pytest.mark.parametrize("make", [full_entry, bare_entry])
+def test_to_dict_survives_json(make: Callable[[], Entry]) -> None:
+    assert Entry.from_dict(json.loads(json.dumps(make().to_dict()))) == make()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"saved": 1_899_996_401.0},  # a field of another version
+        {"leeway": "30"},
+        {"expires": True},
+        {"label": None},
+        {"access_token": 12345},
+        {"refresh_ratio": None},
+    ],
+    ids=repr,
+)
+def test_from_dict_refuses_what_to_dict_never_gives(change: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Entry.from_dict({**full_entry().to_dict(), **change})
+
+
+def test_from_dict_refuses_a_missing_field() -> None:
+    data = full_entry().to_dict()
+    del data["config_sig"]
+    with pytest.raises(ValueError):
+        Entry.from_dict(data)
+
+
 def test_entries_are_equal_by_value() -> None:
     assert full_entry() == full_entry()
     assert full_entry() != full_entry("another-access-token")
@@ -349,6 +389,55 @@ def test_foreign_sqlite_database_is_set_aside_and_never_modified(tmp_path: Path)
     ]
     conn.close()
     assert_same_entry(cache.get(("local", "")), full_entry())
+
+
+#: the cache file of keyfob before SCHEMA_VERSION 2, as it wrote it
+VERSION_1 = """
+CREATE TABLE tokens (
+    provider TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    label TEXT NOT NULL, identity_env TEXT NOT NULL, identity_source TEXT NOT NULL,
+    leeway REAL NOT NULL, config_sig TEXT NOT NULL, saved REAL NOT NULL,
+    access_token TEXT NOT NULL, token_type TEXT NOT NULL, expires REAL, issued REAL,
+    refresh_token TEXT, refresh_expires REAL, scope TEXT, refresh_ratio REAL NOT NULL,
+    PRIMARY KEY (provider, account)
+);
+INSERT INTO tokens VALUES ('local', '', 'ffff', 'demo-user', '', 'direct', 60.0, 'sig',
+    1899996401.0, 'version-1-access-token', 'Bearer', 1900000000.0, NULL, NULL, NULL,
+    NULL, 0.0);
+PRAGMA application_id = 1801875298;  -- APPLICATION_ID
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_cache_file_of_an_older_version_is_rebuilt_quietly(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    conn = sqlite3.connect(folder / "tokens.sqlite3")
+    conn.executescript(VERSION_1)
+    conn.close()
+    path = str(folder / "tokens.sqlite3")
+    # Its columns would even do: the version alone says it is not this one.
+    assert read_entry(path, ("local", "")) is None
+    warnings: list[str] = []
+
+    cache = SQLiteCache(str(folder), on_warning=warnings.append)
+
+    assert warnings == []
+    assert [p.name for p in folder.iterdir() if ".broken-" in p.name] == []
+    assert cache.get(("local", "")) is None  # the token is simply fetched again
+    cache.put(("local", ""), full_entry())
+    assert_same_entry(cache.get(("local", "")), full_entry())
+    assert_same_entry(read_entry(path, ("local", "")), full_entry())
+
+
+def test_the_sqlite_columns_are_the_fields_of_the_entry(tmp_path: Path) -> None:
+    cache = SQLiteCache(str(tmp_path / "cache"))
+    conn = sqlite3.connect(cache.path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(tokens)")]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert columns == ["provider", "account", *FIELDS]
+    assert version == SCHEMA_VERSION == 2  # a change of FIELDS: bump both
 
 
 def test_every_set_aside_file_is_kept(tmp_path: Path) -> None:

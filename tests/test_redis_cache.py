@@ -10,6 +10,7 @@ SQLite caches and file locks) that share one Redis through ``KEYFOB_CACHE_URL``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -104,6 +105,12 @@ class RedisServer:
     def commands(self) -> int:
         """Commands processed so far; the INFO that asks counts one."""
         return int(self.redis.info("stats")["total_commands_processed"])
+
+
+def stored_access_token(server: RedisServer, name: str) -> object:
+    """The access token in a token key, as keyfob wrote it there."""
+    value = server.client().get(name)
+    return json.loads(str(value))["entry"]["access_token"] if value else None
 
 
 def need_redis_server() -> None:
@@ -217,7 +224,7 @@ def entry_expiring(access: float, refresh: float | None, name: str = "access-1")
         refresh_token=f"refresh-{name}" if refresh is not None else None,
         refresh_expires=now + refresh if refresh else None,
     )
-    return Entry(token, fingerprint="f" * 32, saved=now)
+    return Entry(token, fingerprint="f" * 32)
 
 
 def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
@@ -226,19 +233,19 @@ def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    assert abs(client.ttl(f"keyfob:token:{h}") - 600) <= 2
-    assert abs(client.ttl(f"keyfob:refresh:{h}") - 86400) <= 2
+    assert abs(client.ttl(f"keyfob:2:token:{h}") - 600) <= 2
+    assert abs(client.ttl(f"keyfob:2:refresh:{h}") - 86400) <= 2
 
 
 def test_a_token_that_never_expires_has_no_ttl(server: RedisServer) -> None:
     cache = redis_cache(server.url, local=NullCache())
-    cache.put(KEY, Entry(Token("never-expiring-token"), saved=time.time()))
-    assert server.client().ttl(f"keyfob:token:{key_hash(KEY)}") == -1
+    cache.put(KEY, Entry(Token("never-expiring-token")))
+    assert server.client().ttl(f"keyfob:2:token:{key_hash(KEY)}") == -1
 
 
 def test_a_refresh_token_without_expiry_has_no_ttl(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 0))
-    assert server.client().ttl(f"keyfob:refresh:{key_hash(KEY)}") == -1
+    assert server.client().ttl(f"keyfob:2:refresh:{key_hash(KEY)}") == -1
 
 
 def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
@@ -247,7 +254,7 @@ def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
     with cache.lock(("local", "alice@example.org")):
         keys = set(server.client().keys("*"))
     h = key_hash(("local", "alice@example.org"))
-    assert keys == {f"keyfob:token:{h}", f"keyfob:refresh:{h}", f"keyfob:lock:{h}"}
+    assert keys == {f"keyfob:2:token:{h}", f"keyfob:2:refresh:{h}", f"keyfob:lock:{h}"}
 
 
 def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
@@ -256,13 +263,15 @@ def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    assert "refresh_token" not in client.hgetall(f"keyfob:token:{h}")
-    assert "access_token" not in client.hgetall(f"keyfob:refresh:{h}")
+    in_token_key = str(client.get(f"keyfob:2:token:{h}"))
+    in_refresh_key = str(client.get(f"keyfob:2:refresh:{h}"))
+    assert "token-access-1" in in_token_key and "refresh-access-1" not in in_token_key
+    assert "refresh-access-1" in in_refresh_key and "token-access-1" not in in_refresh_key
 
 
 def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
-    server.client().delete(f"keyfob:token:{key_hash(KEY)}")  # as its TTL would
+    server.client().delete(f"keyfob:2:token:{key_hash(KEY)}")  # as its TTL would
 
     got = redis_cache(server.url, local=NullCache()).get(KEY)
 
@@ -270,6 +279,33 @@ def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) ->
     assert got.token.refresh_token == "refresh-access-1"
     assert got.token.state() is TokenState.EXPIRED
     assert got.fingerprint == "f" * 32
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json at all",
+        '["a", "list"]',
+        '{"key": ["local", ""], "entry": {"access_token": "only-this"}}',
+        '{"key": ["local", 7], "entry": {}}',
+    ],
+)
+def test_a_value_keyfob_did_not_write_is_a_miss(server: RedisServer, value: str) -> None:
+    server.client().set(f"keyfob:2:token:{key_hash(KEY)}", value)
+    assert redis_cache(server.url, local=NullCache()).get(KEY) is None
+
+
+def test_keys_of_another_format_are_left_alone(server: RedisServer) -> None:
+    h = key_hash(KEY)
+    old_hash = {"provider": "local", "account": "", "access_token": "format-1-token"}
+    server.client().hset(f"keyfob:token:{h}", mapping=old_hash)
+    cache = redis_cache(server.url, local=NullCache())
+
+    assert cache.get(KEY) is None
+    assert list(cache.entries()) == []
+    cache.put(KEY, full_entry())
+    assert_same_entry(cache.get(KEY), full_entry())
+    assert server.client().hgetall(f"keyfob:token:{h}") == old_hash
 
 
 def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
@@ -393,9 +429,9 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
         retry_after=0.2,
     )
     b = machine(cache)
-    token_key = f"keyfob:token:{key_hash(KEY)}"
+    token_key = f"keyfob:2:token:{key_hash(KEY)}"
     first = b.get_token("local")
-    assert own_server.client().hget(token_key, "access_token") == first.access_token
+    assert stored_access_token(own_server, token_key) == first.access_token
 
     own_server.stop()
     during = [b.get_token("local", refresh=True) for _ in range(2)]
@@ -408,7 +444,7 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
     time.sleep(0.3)  # past retry_after: the next call tries Redis again
     after = b.get_token("local", refresh=True)
 
-    assert own_server.client().hget(token_key, "access_token") == after.access_token
+    assert stored_access_token(own_server, token_key) == after.access_token
     assert len(warnings) == 1
 
 
@@ -483,8 +519,7 @@ def test_broker_uses_redis_when_a_cache_url_is_configured(
     shared: LocalProvider, server: RedisServer
 ) -> None:
     token = keyfob.get_token("local")
-    client = server.client()
-    assert client.hget(f"keyfob:token:{key_hash(KEY)}", "access_token") == token.access_token
+    assert stored_access_token(server, f"keyfob:2:token:{key_hash(KEY)}") == token.access_token
     assert f"127.0.0.1:{server.port}" in broker.default().cache.describe()
 
 

@@ -425,7 +425,6 @@ class Broker:
             identity_source=self._identity_source(p, creds),
             leeway=p.leeway,
             config_sig=self.settings.signature,
-            saved=self.clock(),
         )
         self._cache_put(key, entry)
         self._remember(p, key, token, arguments)
@@ -442,7 +441,7 @@ class Broker:
             entry = self._cache_get(key)
             if entry is not None and entry.token.access_token == token.access_token:
                 expired = entry.token.replace(expires=self.clock() - 1)
-                self._cache_put(key, entry.replace(token=expired, saved=0.0))
+                self._cache_put(key, entry.replace(token=expired))
                 log.info("%s: the server refused the cached token; it is dropped", provider)
 
     # -- login, logout, secrets --------------------------------------------------

@@ -7,13 +7,37 @@ contract tests in ``tests/test_cache_contract.py`` run against every one.
 
 from __future__ import annotations
 
+from keyfob.token import Token
+
 TYPE_CHECKING = False  # on the cached-token path: no typing import
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
-    from keyfob.token import Token
-
 Key = tuple[str, str]  # (provider, account); account "" is the default account
+
+# What each field of the serialized entry holds: "text" or "number", "?" if it
+# may be None. Changing these changes the SQLite file's columns: bump its
+# SCHEMA_VERSION (keyfob.cache.sqlite) and Redis's FORMAT (keyfob.cache.redis).
+_KINDS = {
+    "access_token": "text",
+    "token_type": "text",
+    "expires": "number?",
+    "issued": "number?",
+    "refresh_token": "text?",
+    "refresh_expires": "number?",
+    "scope": "text?",
+    "refresh_ratio": "number",
+    "fingerprint": "text",
+    "label": "text",
+    "identity_env": "text",
+    "identity_source": "text",
+    "leeway": "number",
+    "config_sig": "text",
+}
+#: the keys of ``Entry.to_dict``: the token's fields, then the entry's own
+FIELDS = tuple(_KINDS)
+_META = ("fingerprint", "label", "identity_env", "identity_source", "leeway", "config_sig")
 
 
 class Entry:
@@ -25,18 +49,12 @@ class Entry:
     it came from the environment/arguments ("direct") or the secret store
     ("store"). ``leeway`` and ``config_sig`` let the command line answer
     ``Token.state`` exactly as the broker would, without reading config.toml.
+
+    Frozen (``replace`` makes a changed copy); ``to_dict``/``from_dict`` are its
+    one serialization, which every cache stores.
     """
 
-    __slots__ = (
-        "config_sig",
-        "fingerprint",
-        "identity_env",
-        "identity_source",
-        "label",
-        "leeway",
-        "saved",
-        "token",
-    )
+    __slots__ = ("token", *_META)
 
     token: Token
     fingerprint: str
@@ -45,7 +63,6 @@ class Entry:
     identity_source: str
     leeway: float
     config_sig: str
-    saved: float
 
     def __init__(
         self,
@@ -57,7 +74,6 @@ class Entry:
         identity_source: str = "direct",
         leeway: float = 60.0,
         config_sig: str = "",
-        saved: float = 0.0,
     ) -> None:
         # Frozen: a cache may hand the same entry to every caller.
         fields = {
@@ -68,7 +84,6 @@ class Entry:
             "identity_source": identity_source,
             "leeway": leeway,
             "config_sig": config_sig,
-            "saved": saved,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -84,6 +99,37 @@ class Entry:
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return Entry(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat dict of text, numbers and None, keyed by ``FIELDS``."""
+        data = self.token.to_dict()
+        for name in _META:
+            data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
+        """The entry ``to_dict`` described; ``ValueError`` if ``data`` is not one
+        (a cache answers that as a miss)."""
+        if len(data) != len(FIELDS) or not all(name in data for name in FIELDS):
+            raise ValueError("not a keyfob cache entry: its fields differ")
+        fields: dict[str, Any] = {}
+        for name, kind in _KINDS.items():
+            value = data[name]
+            if value is None and kind.endswith("?"):
+                fields[name] = None
+            elif kind.startswith("text") and isinstance(value, str):
+                fields[name] = value
+            elif (
+                kind.startswith("number")
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            ):
+                fields[name] = float(value)
+            else:
+                raise ValueError(f"not a keyfob cache entry: {name} is not {kind}")
+        meta = {name: fields.pop(name) for name in _META}
+        return cls(Token.from_dict(fields), **meta)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Entry):
