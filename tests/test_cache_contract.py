@@ -28,11 +28,13 @@ from pathlib import Path
 
 import pytest
 
+from keyfob.broker import Broker
 from keyfob.cache import FIELDS, Entry, Key
 from keyfob.cache.base import Cache, CacheUnavailable
 from keyfob.cache.memory import MemoryCache
 from keyfob.cache.sqlite import SCHEMA_VERSION, SQLiteCache, read_entry
-from keyfob.token import Token
+from keyfob.config import Settings
+from keyfob.token import Token, TokenState
 
 ENTRY_FIELDS = (
     "fingerprint",
@@ -149,6 +151,110 @@ class CacheContract:
             if key != ("local", "work"):
                 got = cache.get(key)
                 assert got is not None and got.token.access_token == f"token-of-{key[0]}-{key[1]}"
+
+    def test_put_of_an_expired_token_replaces_the_entry_like_any_other(self, cache: Cache) -> None:
+        # An expired token is no message to a cache ("drop the newer one"): it stores.
+        cache.put(("local", ""), full_entry("newer-access-token"))
+        old = full_entry("refused-access-token")
+        old = old.replace(
+            token=old.token.replace(expires=1000.5, issued=0.25, refresh_token="refresh-of-old")
+        )
+        cache.put(("local", ""), old)
+        got = cache.get(("local", ""))
+        assert got is not None
+        assert got.token.access_token != "newer-access-token"
+        assert got.token.refresh_token == "refresh-of-old"
+
+    # -- drop: after a 401 ----------------------------------------------------------
+
+    def test_drop_forgets_the_access_token_and_keeps_the_refresh_token(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+
+        got = cache.get(("local", ""))
+        assert got is not None
+        assert got.token.access_token == ""
+        assert got.token.state(now=1.0) is TokenState.EXPIRED  # under any clock
+        assert got.token.state() is TokenState.EXPIRED
+        for name in ("refresh_token", "refresh_expires", "scope", "token_type", "refresh_ratio"):
+            assert getattr(got.token, name) == getattr(full_entry().token, name), name
+        for name in ENTRY_FIELDS:
+            assert getattr(got, name) == getattr(full_entry(), name), name
+        assert got == full_entry().without_access_token()
+        assert dict(cache.entries()) == {("local", ""): got}
+
+    def test_drop_of_a_token_without_refresh_token_forgets_the_entry(self, cache: Cache) -> None:
+        cache.put(("twitter", ""), bare_entry())
+        cache.drop(("twitter", ""), bare_entry().token)
+        assert cache.get(("twitter", "")) is None
+        assert list(cache.entries()) == []
+
+    def test_drop_of_a_token_replaced_meanwhile_keeps_the_newer_one(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        cache.put(("local", ""), full_entry("newer-access-token"))  # another process saved it
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
+
+    def test_drop_compares_the_access_token_alone(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        # The adapters hand back the token they sent: equal access token, whatever else.
+        cache.drop(("local", ""), Token("access-token-value-1"))
+        got = cache.get(("local", ""))
+        assert got is not None and got.token.access_token == ""
+
+    def test_a_put_while_drop_looks_at_the_entry_waits_and_is_kept(
+        self, cache: Cache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A newer token saved in the middle of a drop: with drop as one atomic
+        # step the put waits for it and lands after it; otherwise drop loses it.
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        original = Entry.without_access_token
+        putters: list[threading.Thread] = []
+
+        def in_the_middle(entry: Entry) -> Entry | None:
+            if not putters:
+                newer = full_entry("newer-access-token")
+                putters.append(threading.Thread(target=cache.put, args=(("local", ""), newer)))
+                putters[0].start()
+                putters[0].join(0.5)  # done by now unless the drop keeps it waiting
+            return original(entry)
+
+        monkeypatch.setattr(Entry, "without_access_token", in_the_middle)
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        if not putters:  # its drop looks inside Redis alone, in one Lua script
+            cache.put(("local", ""), full_entry("newer-access-token"))
+        for putter in putters:
+            putter.join(30)
+        assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
+
+    def test_drop_of_a_missing_entry_is_quiet(self, cache: Cache) -> None:
+        cache.drop(("local", "nobody"), full_entry().token)
+        assert cache.get(("local", "nobody")) is None
+
+    def test_drop_touches_no_other_key(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.put(("local", "work"), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        assert_same_entry(cache.get(("local", "work")), full_entry())
+
+    def test_drop_twice_is_the_same_as_once(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        cache.drop(("local", ""), full_entry().token)
+        assert cache.get(("local", "")) == full_entry().without_access_token()
+
+    def test_an_entry_left_by_drop_is_replaced_by_the_next_put(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        cache.put(("local", ""), full_entry("renewed-access-token"))
+        assert_same_entry(cache.get(("local", "")), full_entry("renewed-access-token"))
+
+    def test_delete_forgets_the_refresh_token_too(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        cache.delete(("local", ""))
+        assert cache.get(("local", "")) is None
+        assert list(cache.entries()) == []
 
     def test_entries_it_returns_are_frozen(self, cache: Cache) -> None:
         cache.put(("local", ""), full_entry())
@@ -275,10 +381,74 @@ def test_from_dict_refuses_a_missing_field() -> None:
         Entry.from_dict(data)
 
 
+def test_without_access_token_keeps_everything_but_the_access_token() -> None:
+    left = full_entry().without_access_token()
+    assert left is not None
+    assert (left.token.access_token, left.token.expires, left.token.issued) == ("", 0.0, None)
+    want = full_entry()
+    for name in ("refresh_token", "refresh_expires", "scope", "token_type", "refresh_ratio"):
+        assert getattr(left.token, name) == getattr(want.token, name), name
+    for name in ENTRY_FIELDS:
+        assert getattr(left, name) == getattr(want, name), name
+    assert_same_entry(full_entry(), want)  # a copy: the entry itself is unchanged
+
+
+def test_without_access_token_of_a_token_without_refresh_token_is_nothing() -> None:
+    assert bare_entry().without_access_token() is None
+
+
 def test_entries_are_equal_by_value() -> None:
     assert full_entry() == full_entry()
     assert full_entry() != full_entry("another-access-token")
     assert full_entry() != full_entry().replace(leeway=5.0)
+
+
+# -- the broker's side: after a 401 it drops, it writes nothing --------------------
+
+
+class Recording(MemoryCache):
+    """A memory cache that notes which writes it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def put(self, key: Key, entry: Entry) -> None:
+        self.writes.append("put")
+        super().put(key, entry)
+
+    def drop(self, key: Key, token: Token) -> None:
+        self.writes.append("drop")
+        super().drop(key, token)
+
+    def delete(self, key: Key) -> None:
+        self.writes.append("delete")
+        super().delete(key)
+
+
+def invalidate(cache: Cache, token: Token) -> None:
+    b = Broker(settings=Settings(path="/nowhere/config.toml", signature="test"), cache=cache)
+    b.invalidate("local", token)
+
+
+def test_invalidate_asks_the_cache_to_drop_and_writes_no_expired_copy() -> None:
+    cache = Recording()
+    cache.put(("local", ""), full_entry())
+    cache.writes.clear()
+
+    invalidate(cache, full_entry().token)
+
+    assert cache.writes == ["drop"]
+    assert cache.get(("local", "")) == full_entry().without_access_token()
+
+
+def test_invalidate_of_a_token_replaced_meanwhile_keeps_the_newer_one() -> None:
+    cache = Recording()
+    cache.put(("local", ""), full_entry("newer-access-token"))
+
+    invalidate(cache, full_entry("refused-access-token").token)
+
+    assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
 
 
 # -- what only the SQLite file promises ------------------------------------------

@@ -184,6 +184,9 @@ class NullCache:
     def put(self, key: Key, entry: Entry) -> None:
         pass
 
+    def drop(self, key: Key, token: Token) -> None:
+        pass
+
     def delete(self, key: Key) -> None:
         pass
 
@@ -317,8 +320,7 @@ def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
     a.put(KEY, old)
     b.put(KEY, entry_expiring(600, 86400, "new"))
 
-    # what the broker does on a 401
-    a.put(KEY, old.replace(token=old.token.replace(expires=time.time() - 1)))
+    a.drop(KEY, old.token)  # what the broker does on a 401
 
     got = a.get(KEY)
     assert got is not None and got.token.access_token == "token-new"
@@ -328,12 +330,34 @@ def test_dropping_a_refused_token_keeps_its_refresh_token(server: RedisServer) -
     cache = redis_cache(server.url, local=NullCache())
     entry = entry_expiring(600, 86400)
     cache.put(KEY, entry)
-    cache.put(KEY, entry.replace(token=entry.token.replace(expires=time.time() - 1)))
+    cache.drop(KEY, entry.token)
 
     got = cache.get(KEY)
     assert got is not None
     assert got.token.state() is TokenState.EXPIRED
     assert got.token.refresh_token == "refresh-access-1"
+
+
+def test_drop_leaves_a_value_keyfob_did_not_write_alone(server: RedisServer) -> None:
+    name = f"keyfob:2:token:{key_hash(KEY)}"
+    server.client().set(name, "not json at all")
+    warnings: list[str] = []
+    cache = redis_cache(server.url, local=NullCache(), on_warning=warnings.append)
+
+    cache.drop(KEY, full_entry().token)
+
+    assert warnings == []
+    assert server.client().get(name) == "not json at all"
+
+
+def test_drop_reaches_redis_behind_a_local_copy(server: RedisServer, tmp_path: Path) -> None:
+    a = redis_cache(server.url, local=SQLiteCache(str(tmp_path / "a")))
+    a.put(KEY, full_entry())
+    a.drop(KEY, full_entry().token)
+
+    from_redis = redis_cache(server.url, local=NullCache()).get(KEY)
+    assert from_redis == full_entry().without_access_token()
+    assert SQLiteCache(str(tmp_path / "a")).get(KEY) == full_entry().without_access_token()
 
 
 def test_a_miss_in_the_local_copy_is_read_from_redis_and_copied(

@@ -437,12 +437,14 @@ class Broker:
         hit = self._memory.get(key)
         if hit is not None and hit[0].access_token == token.access_token:
             del self._memory[key]
-        with self._single_flight(key):
-            entry = self._cache_get(key)
-            if entry is not None and entry.token.access_token == token.access_token:
-                expired = entry.token.replace(expires=self.clock() - 1)
-                self._cache_put(key, entry.replace(token=expired))
-                log.info("%s: the server refused the cached token; it is dropped", provider)
+        try:
+            # Only if the cache still holds this token: another thread, process or
+            # machine may already have saved a newer one. The refresh token stays.
+            self.cache.drop(key, token)
+        except Exception as exc:
+            self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
+        else:
+            log.info("%s: the server refused a token; dropping it from the cache", provider)
 
     # -- login, logout, secrets --------------------------------------------------
 

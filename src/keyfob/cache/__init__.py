@@ -100,6 +100,15 @@ class Entry:
         fields.update(changes)
         return Entry(**fields)
 
+    def without_access_token(self) -> Entry | None:
+        """What is left once the access token is forgotten (after a 401): the
+        refresh token and the rest of the entry, with an empty access token that
+        expired at the epoch, so that ``Token.state`` answers EXPIRED under any
+        clock; ``None`` if there is no refresh token, so nothing is left."""
+        if not self.token.refresh_token:
+            return None
+        return self.replace(token=self.token.replace(access_token="", expires=0.0, issued=None))
+
     def to_dict(self) -> dict[str, Any]:
         """A flat dict of text, numbers and None, keyed by ``FIELDS``."""
         data = self.token.to_dict()

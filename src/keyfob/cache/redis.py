@@ -44,7 +44,7 @@ from redis.retry import Retry
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.errors import ConfigError
-from keyfob.token import TokenState
+from keyfob.token import Token, TokenState
 
 log = logging.getLogger("keyfob")
 
@@ -60,7 +60,10 @@ DEFAULT_TIMEOUT = 1.0  # connect and read: Redis answers in microseconds or not 
 # 401, another machine may already have saved a newer one.
 _DROP_IF_SAME = """
 local value = redis.call('GET', KEYS[1])
-if value and cjson.decode(value)['entry']['access_token'] == ARGV[1] then
+if not value then return 0 end
+local ok, stored = pcall(cjson.decode, value)
+if ok and type(stored) == 'table' and type(stored['entry']) == 'table'
+        and stored['entry']['access_token'] == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -201,6 +204,18 @@ class RedisCache:
         else:
             self._answered()
 
+    def drop(self, key: Key, token: Token) -> None:
+        # Redis first: a reader that misses the local copy meanwhile must not
+        # copy the refused token back into it from Redis.
+        if self._usable():
+            try:
+                self._drop_if_same(keys=[key_names(key)[0]], args=[token.access_token])
+            except RedisError as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+        self.local.drop(key, token)
+
     def delete(self, key: Key) -> None:
         self.local.delete(key)
         if not self._usable():
@@ -259,24 +274,19 @@ class RedisCache:
     def _write(self, key: Key, entry: Entry) -> None:
         token_key, refresh_key = key_names(key)
         t = entry.token
-        now = time.time()
-        if t.expires is not None and t.expires <= now:
-            # An expired token is only ever put to drop it (after a 401): keep
-            # the refresh token, and a newer token another machine saved.
-            self._drop_if_same(keys=[token_key], args=[t.access_token])
-            return
         data = entry.to_dict()
+        left = entry.without_access_token()
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(token_key, refresh_key)
-            access_only = {**data, "refresh_token": None, "refresh_expires": None}
-            pipe.set(token_key, _dump(key, access_only))
-            if t.expires is not None:
-                pipe.pexpireat(token_key, int(t.expires * 1000))
-            if t.refresh_token and (t.refresh_expires is None or t.refresh_expires > now):
-                refresh_only = {**data, "access_token": "", "expires": 0.0, "issued": None}
-                pipe.set(refresh_key, _dump(key, refresh_only))
+            if t.access_token:
+                access_only = {**data, "refresh_token": None, "refresh_expires": None}
+                pipe.set(token_key, _dump(key, access_only))
+                if t.expires is not None:
+                    pipe.pexpireat(token_key, _ms(t.expires))
+            if left is not None:
+                pipe.set(refresh_key, _dump(key, left.to_dict()))
                 if t.refresh_expires is not None:
-                    pipe.pexpireat(refresh_key, int(t.refresh_expires * 1000))
+                    pipe.pexpireat(refresh_key, _ms(t.refresh_expires))
             pipe.execute()
 
     # -- the lock --------------------------------------------------------------------
@@ -342,6 +352,12 @@ class _Lease:
             self._lock.release()
         except RedisError as exc:  # expired while held, or Redis gone: nothing to free
             log.debug("cannot release the shared cache lock: %s", type(exc).__name__)
+
+
+def _ms(epoch: float) -> int:
+    """An expiry for PEXPIREAT: Redis forgets the key then, by its own clock
+    (at once if that is past)."""
+    return max(int(epoch * 1000), 1)
 
 
 def _dump(key: Key, data: dict[str, object]) -> str:

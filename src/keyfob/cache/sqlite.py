@@ -18,10 +18,11 @@ from keyfob.cache import FIELDS, Entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
     from keyfob.cache import Key
+    from keyfob.token import Token
 
 APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
 SCHEMA_VERSION = 2  # 2: one column per Entry.to_dict field, no "saved"
@@ -36,10 +37,19 @@ _SCHEMA = (
 )
 _SELECT = f"SELECT {_COLUMNS} FROM tokens"
 _ONE = " WHERE provider = ? AND account = ?"
+_INSERT = (
+    f"INSERT OR REPLACE INTO tokens (provider, account, {_COLUMNS}) "
+    f"VALUES (?, ?{', ?' * len(FIELDS)})"
+)
 
 
 def _entry(row: tuple[object, ...]) -> Entry:
     return Entry.from_dict(dict(zip(FIELDS, row, strict=True)))
+
+
+def _row(key: Key, entry: Entry) -> tuple[object, ...]:
+    data = entry.to_dict()
+    return (*key, *(data[name] for name in FIELDS))
 
 
 def read_entry(path: str, key: Key) -> Entry | None:
@@ -153,12 +163,17 @@ class SQLiteCache:
         self._warn(f"the token cache {self.path} was set aside as {aside}: {why}; starting afresh")
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        return self._use(lambda conn: conn.execute(sql, params).fetchall())
+
+    def _use(
+        self, work: Callable[[sqlite3.Connection], list[tuple[object, ...]]]
+    ) -> list[tuple[object, ...]]:
         try:
             conn = self._connect()
         except (OSError, sqlite3.Error):
             return []
         try:
-            return conn.execute(sql, params).fetchall()
+            return work(conn)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise
@@ -179,12 +194,32 @@ class SQLiteCache:
             return None
 
     def put(self, key: Key, entry: Entry) -> None:
-        data = entry.to_dict()
-        self._run(
-            f"INSERT OR REPLACE INTO tokens (provider, account, {_COLUMNS}) "
-            f"VALUES (?, ?{', ?' * len(FIELDS)})",
-            (*key, *(data[name] for name in FIELDS)),
-        )
+        self._run(_INSERT, _row(key, entry))
+
+    def drop(self, key: Key, token: Token) -> None:
+        def work(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+            # One write transaction: a newer token saved by another process
+            # between the look and the change is not lost.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_SELECT + _ONE, key).fetchone()
+                try:
+                    entry = _entry(row) if row else None
+                except (TypeError, ValueError):
+                    entry = None
+                if entry is not None and entry.token.access_token == token.access_token:
+                    left = entry.without_access_token()
+                    if left is None:
+                        conn.execute("DELETE FROM tokens" + _ONE, key)
+                    else:
+                        conn.execute(_INSERT, _row(key, left))
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return []
+
+        self._use(work)
 
     def delete(self, key: Key) -> None:
         self._run("DELETE FROM tokens WHERE provider = ? AND account = ?", key)
