@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+import keyfob.cache
 from keyfob.broker import Broker
 from keyfob.cache import FIELDS, Entry, Key
 from keyfob.cache.base import Cache, CacheUnavailable
@@ -324,9 +325,9 @@ class TestSQLiteCache(CacheContract):
 def test_an_entry_cannot_be_changed_in_place() -> None:
     entry = full_entry()
     with pytest.raises(AttributeError):
-        entry.label = "someone-else"  # type: ignore[misc]
+        entry.label = "someone-else"
     with pytest.raises(AttributeError):
-        del entry.fingerprint  # type: ignore[misc]
+        del entry.fingerprint
     assert entry.label == "demo-user" and entry.fingerprint == "f" * 32
 
 
@@ -401,6 +402,17 @@ def test_entries_are_equal_by_value() -> None:
     assert full_entry() == full_entry()
     assert full_entry() != full_entry("another-access-token")
     assert full_entry() != full_entry().replace(leeway=5.0)
+
+
+def test_no_cache_judges_a_token() -> None:
+    # Caches store; whether a token is good is the broker's question alone.
+    folder = Path(keyfob.cache.__file__).parent
+    modules = sorted(folder.glob("*.py"))
+    assert {p.name for p in modules} >= {"memory.py", "sqlite.py", "redis.py"}
+    for path in modules:
+        text = path.read_text()
+        for judgement in (".state(", "TokenState", ".fresh_until(", ".can_refresh("):
+            assert judgement not in text, f"{path.name} asks {judgement}"
 
 
 # -- the broker's side: after a 401 it drops, it writes nothing --------------------

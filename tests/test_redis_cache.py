@@ -19,10 +19,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -41,6 +41,7 @@ from test_cache_contract import CacheContract, assert_same_entry, full_entry
 from test_single_flight import release
 
 KEY: Key = ("local", "")
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -203,10 +204,16 @@ class NullCache:
 # -- the contract, twice: with the SQLite copy in front, and Redis alone ------------
 
 
+def fresh(entry: Entry) -> bool:
+    """What the broker trusts in the local copy (``Broker._open_cache``)."""
+    return entry.token.state(None, entry.leeway) is TokenState.FRESH
+
+
 class TestRedisCache(CacheContract):
     @pytest.fixture
     def cache(self, tmp_path: Path, server: RedisServer) -> Cache:
-        return redis_cache(server.url, local=SQLiteCache(str(tmp_path / "cache")))
+        local = SQLiteCache(str(tmp_path / "cache"))
+        return redis_cache(server.url, local=local, trust_local=fresh)
 
 
 class TestRedisCacheWithoutLocalCopy(CacheContract):
@@ -370,35 +377,60 @@ def test_a_miss_in_the_local_copy_is_read_from_redis_and_copied(
     assert_same_entry(local.get(KEY), full_entry())
 
 
-def test_fresh_token_in_the_local_copy_is_served_without_a_redis_round_trip(
+def redis_commands_for(server: RedisServer, ask: Callable[[], T]) -> tuple[T, int]:
+    """What ``ask`` answered, and how many commands it sent to Redis."""
+    idle = -server.commands() + server.commands()
+    before = server.commands()
+    answer = ask()
+    return answer, server.commands() - before - idle
+
+
+def test_a_local_entry_the_broker_trusts_is_served_without_a_redis_round_trip(
     server: RedisServer, tmp_path: Path
 ) -> None:
     local = SQLiteCache(str(tmp_path / "cache"))
     redis_cache(server.url, local=local).put(KEY, full_entry())
-    cache = redis_cache(server.url, local=local)
+    asked: list[Entry] = []
 
-    idle = -server.commands() + server.commands()
-    before = server.commands()
-    got = cache.get(KEY)
-    after = server.commands()
+    def trust(entry: Entry) -> bool:
+        asked.append(entry)
+        return True
+
+    cache = redis_cache(server.url, local=local, trust_local=trust)
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
 
     assert_same_entry(got, full_entry())
-    assert after - before == idle
+    assert commands == 0
+    assert len(asked) == 1
+    assert_same_entry(asked[0], full_entry())
 
 
-def test_stale_token_in_the_local_copy_is_looked_up_in_redis(
+def test_a_local_entry_the_broker_does_not_trust_is_looked_up_in_redis(
     server: RedisServer, tmp_path: Path
 ) -> None:
     local = SQLiteCache(str(tmp_path / "cache"))
-    stale = entry_expiring(30, 86400, "stale")
-    stale = stale.replace(token=stale.token.replace(issued=None))  # 30 s of unknown life: STALE
-    assert stale.token.state() is TokenState.STALE
-    local.put(KEY, stale)
-    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "fresh"))
+    local.put(KEY, full_entry("local-access-token"))
+    redis_cache(server.url, local=NullCache()).put(KEY, full_entry("shared-access-token"))
+    cache = redis_cache(server.url, local=local, trust_local=lambda entry: False)
 
-    got = redis_cache(server.url, local=local).get(KEY)
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
 
-    assert got is not None and got.token.access_token == "token-fresh"
+    assert got is not None and got.token.access_token == "shared-access-token"
+    assert commands > 0
+
+
+def test_the_cache_judges_no_token_itself(server: RedisServer, tmp_path: Path) -> None:
+    # Long expired, yet trusted: served as it is. By default, nothing is trusted.
+    local = SQLiteCache(str(tmp_path / "cache"))
+    expired = entry_expiring(-3600, 86400, "expired")
+    local.put(KEY, expired)
+    trusting = redis_cache(server.url, local=local, trust_local=lambda entry: True)
+    assert redis_commands_for(server, lambda: trusting.get(KEY)) == (expired, 0)
+
+    local.put(KEY, full_entry())  # FRESH, yet not trusted by default: Redis is asked
+    default = redis_cache(server.url, local=local)
+    got, commands = redis_commands_for(server, lambda: default.get(KEY))
+    assert got is None and commands > 0
 
 
 def test_describe_names_the_server_but_never_its_password(no_secret_leaks) -> None:
@@ -557,6 +589,27 @@ def test_broker_refuses_a_cache_url_that_is_not_redis(
         keyfob.get_token("local")
     no_secret_leaks.add("ConfigError", str(caught.value))
     assert "memcached://127.0.0.1" in str(caught.value)
+
+
+def test_the_brokers_redis_cache_trusts_a_fresh_local_token_and_no_other(
+    shared: LocalProvider, server: RedisServer
+) -> None:
+    cache = broker.default().cache
+    assert isinstance(cache, RedisCache)
+    stale = entry_expiring(30, 86400, "stale")
+    stale = stale.replace(token=stale.token.replace(issued=None))  # 30 s of unknown life: STALE
+    assert stale.token.state() is TokenState.STALE
+    cache.local.put(KEY, stale)
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "shared"))
+
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
+    assert got is not None and got.token.access_token == "token-shared"
+    assert commands > 0
+
+    cache.local.put(KEY, entry_expiring(3600, 86400, "local"))
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
+    assert got is not None and got.token.access_token == "token-local"
+    assert commands == 0
 
 
 def test_second_machine_reuses_the_shared_token(

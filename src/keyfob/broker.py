@@ -112,7 +112,11 @@ class Broker:
             return local
         from keyfob.cache.redis import RedisCache  # imports redis: only when configured
 
-        return RedisCache(url, local=local, on_warning=self.warn_once)
+        def fresh(entry: Entry) -> bool:
+            # The broker judges, the cache asks: a FRESH local copy needs no Redis.
+            return entry.token.state(self.clock(), entry.leeway) is TokenState.FRESH
+
+        return RedisCache(url, local=local, trust_local=fresh, on_warning=self.warn_once)
 
     @property
     def store(self) -> SecretStore:

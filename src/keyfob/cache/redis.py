@@ -12,9 +12,10 @@ Each value is JSON: ``{"key": [provider, account], "entry": Entry.to_dict()}``
 (the key guards against a hash collision). ``2`` is the format: keys of
 another format are never read, so versions side by side each keep their own.
 
-A local cache (the SQLite file) stands in front: a FRESH token found there is
-answered without a Redis round trip, which also keeps the command line's
-cached-token path (it reads the SQLite file) working. Redis down is a warning,
+A local cache (the SQLite file) stands in front: an entry found there that the
+broker's ``trust_local`` accepts (a FRESH token) is answered without a Redis
+round trip, which also keeps the command line's cached-token path (it reads
+the SQLite file) working. The cache itself judges no token. Redis down is a warning,
 once; the local cache then serves alone, and Redis is tried again every few
 seconds.
 
@@ -44,7 +45,7 @@ from redis.retry import Retry
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.errors import ConfigError
-from keyfob.token import Token, TokenState
+from keyfob.token import Token
 
 log = logging.getLogger("keyfob")
 
@@ -97,13 +98,18 @@ def where(url: str) -> str:
 
 
 class RedisCache:
-    """Tokens in Redis, with ``local`` (the SQLite cache) in front of it."""
+    """Tokens in Redis, with ``local`` (the SQLite cache) in front of it.
+
+    ``trust_local(entry)`` says whether an entry of the local copy may be
+    answered without asking Redis: the broker's judgement (by default, never).
+    """
 
     def __init__(
         self,
         url: str,
         *,
         local: Cache,
+        trust_local: Callable[[Entry], bool] = lambda entry: False,
         on_warning: Callable[[str], None] | None = None,
         lease: float = DEFAULT_LEASE,
         wait: float = DEFAULT_WAIT,
@@ -117,6 +123,7 @@ class RedisCache:
                 hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
             )
         self.local = local
+        self.trust_local = trust_local
         self.lease = lease
         self.wait = wait
         self.retry_after = retry_after
@@ -177,8 +184,8 @@ class RedisCache:
 
     def get(self, key: Key) -> Entry | None:
         entry = self.local.get(key)
-        if entry is not None and entry.token.state(None, entry.leeway) is TokenState.FRESH:
-            return entry  # the fast path: no Redis round trip
+        if entry is not None and self.trust_local(entry):
+            return entry  # no Redis round trip
         if not self._usable():
             return entry
         try:
