@@ -34,6 +34,7 @@ from keyfob.cache.base import Cache
 from keyfob.cache.memory import MemoryCache
 from keyfob.cache.redis import RedisCache, key_hash
 from keyfob.cache.sqlite import SQLiteCache
+from keyfob.config import Settings
 from keyfob.errors import ConfigError
 from keyfob.testing import LocalProvider
 from keyfob.token import Token, TokenState
@@ -440,11 +441,35 @@ def test_describe_names_the_server_but_never_its_password(no_secret_leaks) -> No
     assert "redis://127.0.0.1:6390" in cache.describe()
 
 
-def test_other_cache_schemes_are_a_config_error(no_secret_leaks) -> None:
+def test_a_url_redis_cannot_read_is_a_config_error(no_secret_leaks) -> None:
     no_secret_leaks.plant("hunter2-memcached-password")
     with pytest.raises(ConfigError) as caught:
         RedisCache("memcached://user:hunter2-memcached-password@127.0.0.1/", local=MemoryCache())
     no_secret_leaks.add("ConfigError", str(caught.value))
+    assert "not a valid Redis URL" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memcached://:hunter2-cache-password@127.0.0.1/",
+        "unix://:hunter2-cache-password@/run/redis.sock",  # redis-py would take it
+        "http://:hunter2-cache-password@127.0.0.1:6379/",
+        "REDIS-ish://:hunter2-cache-password@127.0.0.1/",
+    ],
+)
+def test_settings_refuse_a_cache_url_that_is_not_redis(url: str, no_secret_leaks) -> None:
+    no_secret_leaks.plant("hunter2-cache-password")
+    with pytest.raises(ConfigError) as caught:
+        Settings(path="/cfg/config.toml", signature="test", cache_url=url)
+    no_secret_leaks.add("ConfigError", str(caught.value))
+    assert "is not a redis:// or rediss:// URL" in str(caught.value)
+    assert caught.value.hint == "fix [cache] url in /cfg/config.toml, or KEYFOB_CACHE_URL"
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example.org:6380/1"])
+def test_settings_take_a_redis_url(url: str) -> None:
+    assert Settings(path="/cfg/config.toml", signature="test", cache_url=url).cache_url == url
 
 
 # -- Redis down ------------------------------------------------------------------------

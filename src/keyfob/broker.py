@@ -96,12 +96,7 @@ class Broker:
         from keyfob.cache.memory import MemoryCache
         from keyfob.cache.sqlite import SQLiteCache
 
-        url = self.settings.cache_url
-        if url and not url.startswith(("redis://", "rediss://")):
-            raise ConfigError(
-                f"the cache URL {config.safe_url(url)} is not a redis:// or rediss:// URL",
-                hint=f"fix [cache] url in {self.settings.path}, or KEYFOB_CACHE_URL",
-            )
+        url = self.settings.cache_url  # a redis:// or rediss:// URL: Settings checked it
         local: Cache
         try:
             local = SQLiteCache(_paths.cache_dir(), on_warning=self.warn_once)

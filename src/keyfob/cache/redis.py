@@ -51,7 +51,6 @@ log = logging.getLogger("keyfob")
 
 PREFIX = "keyfob"
 FORMAT = 2  # of the stored values; change it with keyfob.cache.FIELDS
-SCHEMES = ("redis://", "rediss://")
 DEFAULT_LEASE = 30.0  # a killed holder blocks the others at most this long
 DEFAULT_WAIT = 120.0  # then go on under the local lock alone, with a warning
 DEFAULT_RETRY_AFTER = 5.0  # while Redis is down, try it again at most this often
@@ -116,12 +115,7 @@ class RedisCache:
         retry_after: float = DEFAULT_RETRY_AFTER,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.where = where(url)
-        if not url.startswith(SCHEMES):
-            raise ConfigError(
-                f"the cache URL {self.where} is not a redis:// or rediss:// URL",
-                hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
-            )
+        self.where = where(url)  # which URLs may be configured: keyfob.config.Settings
         self.local = local
         self.trust_local = trust_local
         self.lease = lease
