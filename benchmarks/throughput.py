@@ -29,7 +29,7 @@ def _entry() -> object:
     from keyfob.token import Token
 
     token = Token("x" * 40, expires=time.time() + 3600, issued=time.time(), refresh_token="r" * 40)
-    return Entry(token, fingerprint="f" * 32, label="bench", saved=time.time())
+    return Entry(token, fingerprint="f" * 32, label="bench")
 
 
 def _cache(kind: str, target: str) -> object:

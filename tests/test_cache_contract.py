@@ -14,6 +14,7 @@ or foreign file set aside, the command line's reader, the cross-process lock).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -22,16 +23,19 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from keyfob.cache import Entry, Key
+import keyfob.cache
+from keyfob.broker import Broker
+from keyfob.cache import FIELDS, Entry, Key
 from keyfob.cache.base import Cache, CacheUnavailable
 from keyfob.cache.memory import MemoryCache
-from keyfob.cache.sqlite import SQLiteCache, read_entry
-from keyfob.token import Token
+from keyfob.cache.sqlite import SCHEMA_VERSION, SQLiteCache, read_entry
+from keyfob.config import Settings
+from keyfob.token import Token, TokenState
 
 ENTRY_FIELDS = (
     "fingerprint",
@@ -40,7 +44,6 @@ ENTRY_FIELDS = (
     "identity_source",
     "leeway",
     "config_sig",
-    "saved",
 )
 TOKEN_FIELDS = (
     "access_token",
@@ -74,13 +77,12 @@ def full_entry(access_token: str = "access-token-value-1") -> Entry:
         identity_source="store",
         leeway=30.0,
         config_sig="/somewhere/config.toml|123|45",
-        saved=1_899_996_401.0,
     )
 
 
 def bare_entry(access_token: str = "access-token-value-2") -> Entry:
     """A token that never expires, with every optional field empty."""
-    return Entry(Token(access_token), saved=1_899_996_401.0)
+    return Entry(Token(access_token))
 
 
 def assert_same_entry(got: Entry | None, want: Entry) -> None:
@@ -151,6 +153,121 @@ class CacheContract:
                 got = cache.get(key)
                 assert got is not None and got.token.access_token == f"token-of-{key[0]}-{key[1]}"
 
+    def test_put_of_an_expired_token_replaces_the_entry_like_any_other(self, cache: Cache) -> None:
+        # An expired token is no message to a cache ("drop the newer one"): it stores.
+        cache.put(("local", ""), full_entry("newer-access-token"))
+        old = full_entry("refused-access-token")
+        old = old.replace(
+            token=old.token.replace(expires=1000.5, issued=0.25, refresh_token="refresh-of-old")
+        )
+        cache.put(("local", ""), old)
+        got = cache.get(("local", ""))
+        assert got is not None
+        assert got.token.access_token != "newer-access-token"
+        assert got.token.refresh_token == "refresh-of-old"
+
+    # -- drop: after a 401 ----------------------------------------------------------
+
+    def test_drop_forgets_the_access_token_and_keeps_the_refresh_token(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+
+        got = cache.get(("local", ""))
+        assert got is not None
+        assert got.token.access_token == ""
+        assert got.token.state(now=1.0) is TokenState.EXPIRED  # under any clock
+        assert got.token.state() is TokenState.EXPIRED
+        for name in ("refresh_token", "refresh_expires", "scope", "token_type", "refresh_ratio"):
+            assert getattr(got.token, name) == getattr(full_entry().token, name), name
+        for name in ENTRY_FIELDS:
+            assert getattr(got, name) == getattr(full_entry(), name), name
+        assert got == full_entry().without_access_token()
+        assert dict(cache.entries()) == {("local", ""): got}
+
+    def test_drop_of_a_token_without_refresh_token_forgets_the_entry(self, cache: Cache) -> None:
+        cache.put(("twitter", ""), bare_entry())
+        cache.drop(("twitter", ""), bare_entry().token)
+        assert cache.get(("twitter", "")) is None
+        assert list(cache.entries()) == []
+
+    def test_drop_of_a_token_replaced_meanwhile_keeps_the_newer_one(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        cache.put(("local", ""), full_entry("newer-access-token"))  # another process saved it
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
+
+    def test_drop_compares_the_access_token_alone(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        # The adapters hand back the token they sent: equal access token, whatever else.
+        cache.drop(("local", ""), Token("access-token-value-1"))
+        got = cache.get(("local", ""))
+        assert got is not None and got.token.access_token == ""
+
+    def test_a_put_while_drop_looks_at_the_entry_waits_and_is_kept(
+        self, cache: Cache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A newer token saved in the middle of a drop: with drop as one atomic
+        # step the put waits for it and lands after it; otherwise drop loses it.
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        original = Entry.without_access_token
+        putters: list[threading.Thread] = []
+
+        def in_the_middle(entry: Entry) -> Entry | None:
+            if not putters:
+                newer = full_entry("newer-access-token")
+                putters.append(threading.Thread(target=cache.put, args=(("local", ""), newer)))
+                putters[0].start()
+                putters[0].join(0.5)  # done by now unless the drop keeps it waiting
+            return original(entry)
+
+        monkeypatch.setattr(Entry, "without_access_token", in_the_middle)
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        if not putters:  # its drop looks inside Redis alone, in one Lua script
+            cache.put(("local", ""), full_entry("newer-access-token"))
+        for putter in putters:
+            putter.join(30)
+        assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
+
+    def test_drop_of_a_missing_entry_is_quiet(self, cache: Cache) -> None:
+        cache.drop(("local", "nobody"), full_entry().token)
+        assert cache.get(("local", "nobody")) is None
+
+    def test_drop_touches_no_other_key(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.put(("local", "work"), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        assert_same_entry(cache.get(("local", "work")), full_entry())
+
+    def test_drop_twice_is_the_same_as_once(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        cache.drop(("local", ""), full_entry().token)
+        assert cache.get(("local", "")) == full_entry().without_access_token()
+
+    def test_an_entry_left_by_drop_is_replaced_by_the_next_put(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry("refused-access-token"))
+        cache.drop(("local", ""), full_entry("refused-access-token").token)
+        cache.put(("local", ""), full_entry("renewed-access-token"))
+        assert_same_entry(cache.get(("local", "")), full_entry("renewed-access-token"))
+
+    def test_delete_forgets_the_refresh_token_too(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        cache.drop(("local", ""), full_entry().token)
+        cache.delete(("local", ""))
+        assert cache.get(("local", "")) is None
+        assert list(cache.entries()) == []
+
+    def test_entries_it_returns_are_frozen(self, cache: Cache) -> None:
+        cache.put(("local", ""), full_entry())
+        got = cache.get(("local", ""))
+        listed = dict(cache.entries())[("local", "")]
+        for entry in (got, listed):
+            assert entry is not None
+            for name in ("token", *ENTRY_FIELDS):
+                with pytest.raises(AttributeError):
+                    setattr(entry, name, getattr(entry, name))
+        assert_same_entry(cache.get(("local", "")), full_entry())
+
     def test_lock_is_exclusive_across_threads(self, cache: Cache) -> None:
         # A read-modify-write with a pause inside loses updates unless the lock
         # really keeps the threads apart.
@@ -200,6 +317,150 @@ class TestMemoryCache(CacheContract):
 class TestSQLiteCache(CacheContract):
     def make(self, tmp_path: Path) -> Cache:
         return SQLiteCache(str(tmp_path / "cache"))
+
+
+# -- the entry itself ---------------------------------------------------------------
+
+
+def test_an_entry_cannot_be_changed_in_place() -> None:
+    entry = full_entry()
+    with pytest.raises(AttributeError):
+        entry.label = "someone-else"
+    with pytest.raises(AttributeError):
+        del entry.fingerprint
+    assert entry.label == "demo-user" and entry.fingerprint == "f" * 32
+
+
+def test_replace_makes_a_changed_copy() -> None:
+    entry = full_entry()
+    other = entry.replace(label="someone-else", token=Token("another-access-token"))
+    assert (other.label, other.token.access_token) == ("someone-else", "another-access-token")
+    assert_same_entry(entry, full_entry())
+    for name in ENTRY_FIELDS:
+        if name != "label":
+            assert getattr(other, name) == getattr(entry, name), name
+
+
+def test_to_dict_names_every_field_once() -> None:
+    assert sorted(full_entry().to_dict()) == sorted(TOKEN_FIELDS + ENTRY_FIELDS)
+    assert sorted(FIELDS) == sorted(TOKEN_FIELDS + ENTRY_FIELDS)
+
+
+@pytest.mark.parametrize("make", [full_entry, bare_entry])
+def test_from_dict_of_to_dict_is_the_same_entry(make: Callable[[], Entry]) -> None:
+    again = Entry.from_dict(make().to_dict())
+    assert_same_entry(again, make())
+    assert again == make()
+
+
+@pytest.mark.parametrize("make", [full_entry, bare_entry])
+def test_to_dict_survives_json(make: Callable[[], Entry]) -> None:
+    assert Entry.from_dict(json.loads(json.dumps(make().to_dict()))) == make()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"saved": 1_899_996_401.0},  # a field of another version
+        {"leeway": "30"},
+        {"expires": True},
+        {"label": None},
+        {"access_token": 12345},
+        {"refresh_ratio": None},
+    ],
+    ids=repr,
+)
+def test_from_dict_refuses_what_to_dict_never_gives(change: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Entry.from_dict({**full_entry().to_dict(), **change})
+
+
+def test_from_dict_refuses_a_missing_field() -> None:
+    data = full_entry().to_dict()
+    del data["config_sig"]
+    with pytest.raises(ValueError):
+        Entry.from_dict(data)
+
+
+def test_without_access_token_keeps_everything_but_the_access_token() -> None:
+    left = full_entry().without_access_token()
+    assert left is not None
+    assert (left.token.access_token, left.token.expires, left.token.issued) == ("", 0.0, None)
+    want = full_entry()
+    for name in ("refresh_token", "refresh_expires", "scope", "token_type", "refresh_ratio"):
+        assert getattr(left.token, name) == getattr(want.token, name), name
+    for name in ENTRY_FIELDS:
+        assert getattr(left, name) == getattr(want, name), name
+    assert_same_entry(full_entry(), want)  # a copy: the entry itself is unchanged
+
+
+def test_without_access_token_of_a_token_without_refresh_token_is_nothing() -> None:
+    assert bare_entry().without_access_token() is None
+
+
+def test_entries_are_equal_by_value() -> None:
+    assert full_entry() == full_entry()
+    assert full_entry() != full_entry("another-access-token")
+    assert full_entry() != full_entry().replace(leeway=5.0)
+
+
+def test_no_cache_judges_a_token() -> None:
+    # Caches store; whether a token is good is the broker's question alone.
+    folder = Path(keyfob.cache.__file__).parent
+    modules = sorted(folder.glob("*.py"))
+    assert {p.name for p in modules} >= {"memory.py", "sqlite.py", "redis.py"}
+    for path in modules:
+        text = path.read_text()
+        for judgement in (".state(", "TokenState", ".fresh_until(", ".can_refresh("):
+            assert judgement not in text, f"{path.name} asks {judgement}"
+
+
+# -- the broker's side: after a 401 it drops, it writes nothing --------------------
+
+
+class Recording(MemoryCache):
+    """A memory cache that notes which writes it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def put(self, key: Key, entry: Entry) -> None:
+        self.writes.append("put")
+        super().put(key, entry)
+
+    def drop(self, key: Key, token: Token) -> None:
+        self.writes.append("drop")
+        super().drop(key, token)
+
+    def delete(self, key: Key) -> None:
+        self.writes.append("delete")
+        super().delete(key)
+
+
+def invalidate(cache: Cache, token: Token) -> None:
+    b = Broker(settings=Settings(path="/nowhere/config.toml", signature="test"), cache=cache)
+    b.invalidate("local", token)
+
+
+def test_invalidate_asks_the_cache_to_drop_and_writes_no_expired_copy() -> None:
+    cache = Recording()
+    cache.put(("local", ""), full_entry())
+    cache.writes.clear()
+
+    invalidate(cache, full_entry().token)
+
+    assert cache.writes == ["drop"]
+    assert cache.get(("local", "")) == full_entry().without_access_token()
+
+
+def test_invalidate_of_a_token_replaced_meanwhile_keeps_the_newer_one() -> None:
+    cache = Recording()
+    cache.put(("local", ""), full_entry("newer-access-token"))
+
+    invalidate(cache, full_entry("refused-access-token").token)
+
+    assert_same_entry(cache.get(("local", "")), full_entry("newer-access-token"))
 
 
 # -- what only the SQLite file promises ------------------------------------------
@@ -310,6 +571,55 @@ def test_foreign_sqlite_database_is_set_aside_and_never_modified(tmp_path: Path)
     ]
     conn.close()
     assert_same_entry(cache.get(("local", "")), full_entry())
+
+
+#: the cache file of keyfob before SCHEMA_VERSION 2, as it wrote it
+VERSION_1 = """
+CREATE TABLE tokens (
+    provider TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    label TEXT NOT NULL, identity_env TEXT NOT NULL, identity_source TEXT NOT NULL,
+    leeway REAL NOT NULL, config_sig TEXT NOT NULL, saved REAL NOT NULL,
+    access_token TEXT NOT NULL, token_type TEXT NOT NULL, expires REAL, issued REAL,
+    refresh_token TEXT, refresh_expires REAL, scope TEXT, refresh_ratio REAL NOT NULL,
+    PRIMARY KEY (provider, account)
+);
+INSERT INTO tokens VALUES ('local', '', 'ffff', 'demo-user', '', 'direct', 60.0, 'sig',
+    1899996401.0, 'version-1-access-token', 'Bearer', 1900000000.0, NULL, NULL, NULL,
+    NULL, 0.0);
+PRAGMA application_id = 1801875298;  -- APPLICATION_ID
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_cache_file_of_an_older_version_is_rebuilt_quietly(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    conn = sqlite3.connect(folder / "tokens.sqlite3")
+    conn.executescript(VERSION_1)
+    conn.close()
+    path = str(folder / "tokens.sqlite3")
+    # Its columns would even do: the version alone says it is not this one.
+    assert read_entry(path, ("local", "")) is None
+    warnings: list[str] = []
+
+    cache = SQLiteCache(str(folder), on_warning=warnings.append)
+
+    assert warnings == []
+    assert [p.name for p in folder.iterdir() if ".broken-" in p.name] == []
+    assert cache.get(("local", "")) is None  # the token is simply fetched again
+    cache.put(("local", ""), full_entry())
+    assert_same_entry(cache.get(("local", "")), full_entry())
+    assert_same_entry(read_entry(path, ("local", "")), full_entry())
+
+
+def test_the_sqlite_columns_are_the_fields_of_the_entry(tmp_path: Path) -> None:
+    cache = SQLiteCache(str(tmp_path / "cache"))
+    conn = sqlite3.connect(cache.path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(tokens)")]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert columns == ["provider", "account", *FIELDS]
+    assert version == SCHEMA_VERSION == 2  # a change of FIELDS: bump both
 
 
 def test_every_set_aside_file_is_kept(tmp_path: Path) -> None:

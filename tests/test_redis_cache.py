@@ -10,6 +10,7 @@ SQLite caches and file locks) that share one Redis through ``KEYFOB_CACHE_URL``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,10 +19,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -33,6 +34,7 @@ from keyfob.cache.base import Cache
 from keyfob.cache.memory import MemoryCache
 from keyfob.cache.redis import RedisCache, key_hash
 from keyfob.cache.sqlite import SQLiteCache
+from keyfob.config import Settings
 from keyfob.errors import ConfigError
 from keyfob.testing import LocalProvider
 from keyfob.token import Token, TokenState
@@ -40,6 +42,7 @@ from test_cache_contract import CacheContract, assert_same_entry, full_entry
 from test_single_flight import release
 
 KEY: Key = ("local", "")
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -104,6 +107,12 @@ class RedisServer:
     def commands(self) -> int:
         """Commands processed so far; the INFO that asks counts one."""
         return int(self.redis.info("stats")["total_commands_processed"])
+
+
+def stored_access_token(server: RedisServer, name: str) -> object:
+    """The access token in a token key, as keyfob wrote it there."""
+    value = server.client().get(name)
+    return json.loads(str(value))["entry"]["access_token"] if value else None
 
 
 def need_redis_server() -> None:
@@ -177,6 +186,9 @@ class NullCache:
     def put(self, key: Key, entry: Entry) -> None:
         pass
 
+    def drop(self, key: Key, token: Token) -> None:
+        pass
+
     def delete(self, key: Key) -> None:
         pass
 
@@ -193,10 +205,16 @@ class NullCache:
 # -- the contract, twice: with the SQLite copy in front, and Redis alone ------------
 
 
+def fresh(entry: Entry) -> bool:
+    """What the broker trusts in the local copy (``Broker._fresh``)."""
+    return entry.token.state(None, entry.leeway) is TokenState.FRESH
+
+
 class TestRedisCache(CacheContract):
     @pytest.fixture
     def cache(self, tmp_path: Path, server: RedisServer) -> Cache:
-        return redis_cache(server.url, local=SQLiteCache(str(tmp_path / "cache")))
+        local = SQLiteCache(str(tmp_path / "cache"))
+        return redis_cache(server.url, local=local, trust_local=fresh)
 
 
 class TestRedisCacheWithoutLocalCopy(CacheContract):
@@ -217,7 +235,7 @@ def entry_expiring(access: float, refresh: float | None, name: str = "access-1")
         refresh_token=f"refresh-{name}" if refresh is not None else None,
         refresh_expires=now + refresh if refresh else None,
     )
-    return Entry(token, fingerprint="f" * 32, saved=now)
+    return Entry(token, fingerprint="f" * 32)
 
 
 def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
@@ -226,19 +244,19 @@ def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    assert abs(client.ttl(f"keyfob:token:{h}") - 600) <= 2
-    assert abs(client.ttl(f"keyfob:refresh:{h}") - 86400) <= 2
+    assert abs(client.ttl(f"keyfob:2:token:{h}") - 600) <= 2
+    assert abs(client.ttl(f"keyfob:2:refresh:{h}") - 86400) <= 2
 
 
 def test_a_token_that_never_expires_has_no_ttl(server: RedisServer) -> None:
     cache = redis_cache(server.url, local=NullCache())
-    cache.put(KEY, Entry(Token("never-expiring-token"), saved=time.time()))
-    assert server.client().ttl(f"keyfob:token:{key_hash(KEY)}") == -1
+    cache.put(KEY, Entry(Token("never-expiring-token")))
+    assert server.client().ttl(f"keyfob:2:token:{key_hash(KEY)}") == -1
 
 
 def test_a_refresh_token_without_expiry_has_no_ttl(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 0))
-    assert server.client().ttl(f"keyfob:refresh:{key_hash(KEY)}") == -1
+    assert server.client().ttl(f"keyfob:2:refresh:{key_hash(KEY)}") == -1
 
 
 def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
@@ -247,7 +265,7 @@ def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
     with cache.lock(("local", "alice@example.org")):
         keys = set(server.client().keys("*"))
     h = key_hash(("local", "alice@example.org"))
-    assert keys == {f"keyfob:token:{h}", f"keyfob:refresh:{h}", f"keyfob:lock:{h}"}
+    assert keys == {f"keyfob:2:token:{h}", f"keyfob:2:refresh:{h}", f"keyfob:lock:{h}"}
 
 
 def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
@@ -256,13 +274,15 @@ def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    assert "refresh_token" not in client.hgetall(f"keyfob:token:{h}")
-    assert "access_token" not in client.hgetall(f"keyfob:refresh:{h}")
+    in_token_key = str(client.get(f"keyfob:2:token:{h}"))
+    in_refresh_key = str(client.get(f"keyfob:2:refresh:{h}"))
+    assert "token-access-1" in in_token_key and "refresh-access-1" not in in_token_key
+    assert "refresh-access-1" in in_refresh_key and "token-access-1" not in in_refresh_key
 
 
 def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
-    server.client().delete(f"keyfob:token:{key_hash(KEY)}")  # as its TTL would
+    server.client().delete(f"keyfob:2:token:{key_hash(KEY)}")  # as its TTL would
 
     got = redis_cache(server.url, local=NullCache()).get(KEY)
 
@@ -270,6 +290,33 @@ def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) ->
     assert got.token.refresh_token == "refresh-access-1"
     assert got.token.state() is TokenState.EXPIRED
     assert got.fingerprint == "f" * 32
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json at all",
+        '["a", "list"]',
+        '{"key": ["local", ""], "entry": {"access_token": "only-this"}}',
+        '{"key": ["local", 7], "entry": {}}',
+    ],
+)
+def test_a_value_keyfob_did_not_write_is_a_miss(server: RedisServer, value: str) -> None:
+    server.client().set(f"keyfob:2:token:{key_hash(KEY)}", value)
+    assert redis_cache(server.url, local=NullCache()).get(KEY) is None
+
+
+def test_keys_of_another_format_are_left_alone(server: RedisServer) -> None:
+    h = key_hash(KEY)
+    old_hash = {"provider": "local", "account": "", "access_token": "format-1-token"}
+    server.client().hset(f"keyfob:token:{h}", mapping=old_hash)
+    cache = redis_cache(server.url, local=NullCache())
+
+    assert cache.get(KEY) is None
+    assert list(cache.entries()) == []
+    cache.put(KEY, full_entry())
+    assert_same_entry(cache.get(KEY), full_entry())
+    assert server.client().hgetall(f"keyfob:token:{h}") == old_hash
 
 
 def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
@@ -281,8 +328,7 @@ def test_dropping_a_refused_token_keeps_a_newer_one_saved_by_another_machine(
     a.put(KEY, old)
     b.put(KEY, entry_expiring(600, 86400, "new"))
 
-    old.token = old.token.replace(expires=time.time() - 1)  # what the broker does on a 401
-    a.put(KEY, old)
+    a.drop(KEY, old.token)  # what the broker does on a 401
 
     got = a.get(KEY)
     assert got is not None and got.token.access_token == "token-new"
@@ -292,13 +338,34 @@ def test_dropping_a_refused_token_keeps_its_refresh_token(server: RedisServer) -
     cache = redis_cache(server.url, local=NullCache())
     entry = entry_expiring(600, 86400)
     cache.put(KEY, entry)
-    entry.token = entry.token.replace(expires=time.time() - 1)
-    cache.put(KEY, entry)
+    cache.drop(KEY, entry.token)
 
     got = cache.get(KEY)
     assert got is not None
     assert got.token.state() is TokenState.EXPIRED
     assert got.token.refresh_token == "refresh-access-1"
+
+
+def test_drop_leaves_a_value_keyfob_did_not_write_alone(server: RedisServer) -> None:
+    name = f"keyfob:2:token:{key_hash(KEY)}"
+    server.client().set(name, "not json at all")
+    warnings: list[str] = []
+    cache = redis_cache(server.url, local=NullCache(), on_warning=warnings.append)
+
+    cache.drop(KEY, full_entry().token)
+
+    assert warnings == []
+    assert server.client().get(name) == "not json at all"
+
+
+def test_drop_reaches_redis_behind_a_local_copy(server: RedisServer, tmp_path: Path) -> None:
+    a = redis_cache(server.url, local=SQLiteCache(str(tmp_path / "a")))
+    a.put(KEY, full_entry())
+    a.drop(KEY, full_entry().token)
+
+    from_redis = redis_cache(server.url, local=NullCache()).get(KEY)
+    assert from_redis == full_entry().without_access_token()
+    assert SQLiteCache(str(tmp_path / "a")).get(KEY) == full_entry().without_access_token()
 
 
 def test_a_miss_in_the_local_copy_is_read_from_redis_and_copied(
@@ -311,35 +378,60 @@ def test_a_miss_in_the_local_copy_is_read_from_redis_and_copied(
     assert_same_entry(local.get(KEY), full_entry())
 
 
-def test_fresh_token_in_the_local_copy_is_served_without_a_redis_round_trip(
+def redis_commands_for(server: RedisServer, ask: Callable[[], T]) -> tuple[T, int]:
+    """What ``ask`` answered, and how many commands it sent to Redis."""
+    idle = -server.commands() + server.commands()
+    before = server.commands()
+    answer = ask()
+    return answer, server.commands() - before - idle
+
+
+def test_a_local_entry_the_broker_trusts_is_served_without_a_redis_round_trip(
     server: RedisServer, tmp_path: Path
 ) -> None:
     local = SQLiteCache(str(tmp_path / "cache"))
     redis_cache(server.url, local=local).put(KEY, full_entry())
-    cache = redis_cache(server.url, local=local)
+    asked: list[Entry] = []
 
-    idle = -server.commands() + server.commands()
-    before = server.commands()
-    got = cache.get(KEY)
-    after = server.commands()
+    def trust(entry: Entry) -> bool:
+        asked.append(entry)
+        return True
+
+    cache = redis_cache(server.url, local=local, trust_local=trust)
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
 
     assert_same_entry(got, full_entry())
-    assert after - before == idle
+    assert commands == 0
+    assert len(asked) == 1
+    assert_same_entry(asked[0], full_entry())
 
 
-def test_stale_token_in_the_local_copy_is_looked_up_in_redis(
+def test_a_local_entry_the_broker_does_not_trust_is_looked_up_in_redis(
     server: RedisServer, tmp_path: Path
 ) -> None:
     local = SQLiteCache(str(tmp_path / "cache"))
-    stale = entry_expiring(30, 86400, "stale")
-    stale.token = stale.token.replace(issued=None)  # 30 s left of unknown life: STALE
-    assert stale.token.state() is TokenState.STALE
-    local.put(KEY, stale)
-    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "fresh"))
+    local.put(KEY, full_entry("local-access-token"))
+    redis_cache(server.url, local=NullCache()).put(KEY, full_entry("shared-access-token"))
+    cache = redis_cache(server.url, local=local, trust_local=lambda entry: False)
 
-    got = redis_cache(server.url, local=local).get(KEY)
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
 
-    assert got is not None and got.token.access_token == "token-fresh"
+    assert got is not None and got.token.access_token == "shared-access-token"
+    assert commands > 0
+
+
+def test_the_cache_judges_no_token_itself(server: RedisServer, tmp_path: Path) -> None:
+    # Long expired, yet trusted: served as it is. By default, nothing is trusted.
+    local = SQLiteCache(str(tmp_path / "cache"))
+    expired = entry_expiring(-3600, 86400, "expired")
+    local.put(KEY, expired)
+    trusting = redis_cache(server.url, local=local, trust_local=lambda entry: True)
+    assert redis_commands_for(server, lambda: trusting.get(KEY)) == (expired, 0)
+
+    local.put(KEY, full_entry())  # FRESH, yet not trusted by default: Redis is asked
+    default = redis_cache(server.url, local=local)
+    got, commands = redis_commands_for(server, lambda: default.get(KEY))
+    assert got is None and commands > 0
 
 
 def test_describe_names_the_server_but_never_its_password(no_secret_leaks) -> None:
@@ -349,11 +441,35 @@ def test_describe_names_the_server_but_never_its_password(no_secret_leaks) -> No
     assert "redis://127.0.0.1:6390" in cache.describe()
 
 
-def test_other_cache_schemes_are_a_config_error(no_secret_leaks) -> None:
+def test_a_url_redis_cannot_read_is_a_config_error(no_secret_leaks) -> None:
     no_secret_leaks.plant("hunter2-memcached-password")
     with pytest.raises(ConfigError) as caught:
         RedisCache("memcached://user:hunter2-memcached-password@127.0.0.1/", local=MemoryCache())
     no_secret_leaks.add("ConfigError", str(caught.value))
+    assert "not a valid Redis URL" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memcached://:hunter2-cache-password@127.0.0.1/",
+        "unix://:hunter2-cache-password@/run/redis.sock",  # redis-py would take it
+        "http://:hunter2-cache-password@127.0.0.1:6379/",
+        "REDIS-ish://:hunter2-cache-password@127.0.0.1/",
+    ],
+)
+def test_settings_refuse_a_cache_url_that_is_not_redis(url: str, no_secret_leaks) -> None:
+    no_secret_leaks.plant("hunter2-cache-password")
+    with pytest.raises(ConfigError) as caught:
+        Settings(path="/cfg/config.toml", signature="test", cache_url=url)
+    no_secret_leaks.add("ConfigError", str(caught.value))
+    assert "is not a redis:// or rediss:// URL" in str(caught.value)
+    assert caught.value.hint == "fix [cache] url in /cfg/config.toml, or KEYFOB_CACHE_URL"
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example.org:6380/1"])
+def test_settings_take_a_redis_url(url: str) -> None:
+    assert Settings(path="/cfg/config.toml", signature="test", cache_url=url).cache_url == url
 
 
 # -- Redis down ------------------------------------------------------------------------
@@ -394,9 +510,9 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
         retry_after=0.2,
     )
     b = machine(cache)
-    token_key = f"keyfob:token:{key_hash(KEY)}"
+    token_key = f"keyfob:2:token:{key_hash(KEY)}"
     first = b.get_token("local")
-    assert own_server.client().hget(token_key, "access_token") == first.access_token
+    assert stored_access_token(own_server, token_key) == first.access_token
 
     own_server.stop()
     during = [b.get_token("local", refresh=True) for _ in range(2)]
@@ -409,7 +525,7 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
     time.sleep(0.3)  # past retry_after: the next call tries Redis again
     after = b.get_token("local", refresh=True)
 
-    assert own_server.client().hget(token_key, "access_token") == after.access_token
+    assert stored_access_token(own_server, token_key) == after.access_token
     assert len(warnings) == 1
 
 
@@ -484,8 +600,7 @@ def test_broker_uses_redis_when_a_cache_url_is_configured(
     shared: LocalProvider, server: RedisServer
 ) -> None:
     token = keyfob.get_token("local")
-    client = server.client()
-    assert client.hget(f"keyfob:token:{key_hash(KEY)}", "access_token") == token.access_token
+    assert stored_access_token(server, f"keyfob:2:token:{key_hash(KEY)}") == token.access_token
     assert f"127.0.0.1:{server.port}" in wiring.default().cache.describe()
 
 
@@ -499,6 +614,27 @@ def test_broker_refuses_a_cache_url_that_is_not_redis(
         keyfob.get_token("local")
     no_secret_leaks.add("ConfigError", str(caught.value))
     assert "memcached://127.0.0.1" in str(caught.value)
+
+
+def test_the_brokers_redis_cache_trusts_a_fresh_local_token_and_no_other(
+    shared: LocalProvider, server: RedisServer
+) -> None:
+    cache = wiring.default().cache
+    assert isinstance(cache, RedisCache)
+    stale = entry_expiring(30, 86400, "stale")
+    stale = stale.replace(token=stale.token.replace(issued=None))  # 30 s of unknown life: STALE
+    assert stale.token.state() is TokenState.STALE
+    cache.local.put(KEY, stale)
+    redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(3600, 86400, "shared"))
+
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
+    assert got is not None and got.token.access_token == "token-shared"
+    assert commands > 0
+
+    cache.local.put(KEY, entry_expiring(3600, 86400, "local"))
+    got, commands = redis_commands_for(server, lambda: cache.get(KEY))
+    assert got is not None and got.token.access_token == "token-local"
+    assert commands == 0
 
 
 def test_second_machine_reuses_the_shared_token(

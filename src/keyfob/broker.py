@@ -38,7 +38,7 @@ from keyfob.transport import Transport
 
 log = logging.getLogger("keyfob")
 
-OpenCache = Callable[[Callable[[str], None]], Cache]
+OpenCache = Callable[[Callable[[str], None], Callable[[Entry], bool]], Cache]
 OpenStore = Callable[[Mapping[str, str]], SecretStore]
 
 
@@ -99,8 +99,13 @@ class Broker:
         if self._cache is None:
             with self._guard:  # threads asking at once open it once
                 if self._cache is None:
-                    self._cache = self._open_cache(self.warn_once)
+                    self._cache = self._open_cache(self.warn_once, self._fresh)
         return self._cache
+
+    def _fresh(self, entry: Entry) -> bool:
+        """Whether a cache may answer with ``entry`` without asking further (Redis's
+        local copy): the broker judges, on its clock, the cache asks."""
+        return entry.token.state(self.clock(), entry.leeway) is TokenState.FRESH
 
     @property
     def store(self) -> SecretStore:
@@ -267,15 +272,7 @@ class Broker:
         if not identity.direct and entry.identity_source != "store":
             # Saved from the environment, now found in the store: say so, so that
             # the cached-token path can answer next time.
-            entry = Entry(
-                entry.token,
-                fingerprint=entry.fingerprint,
-                label=entry.label,
-                identity_env=entry.identity_env,
-                identity_source="store",
-                leeway=entry.leeway,
-                config_sig=entry.config_sig,
-            )
+            entry = entry.replace(identity_source="store")
             self._cache_call("write", self.cache.put, key, entry)
         self._memory[key] = (entry, entry.token.fresh_until(p.leeway))
         return entry.token
@@ -391,13 +388,14 @@ class Broker:
         hit = self._memory.get(key)
         if hit is not None and hit[0].token.access_token == token.access_token:
             del self._memory[key]
-        with self.flight(key):
-            entry = self._cached_entry(key)
-            if entry is not None and entry.token.access_token == token.access_token:
-                entry.token = entry.token.replace(expires=self.clock() - 1)
-                entry.saved = 0.0
-                self._cache_call("write", self.cache.put, key, entry)
-                log.info("%s: the server refused the cached token; it is dropped", provider)
+        try:
+            # Only if the cache still holds this token: another thread, process or
+            # machine may already have saved a newer one. The refresh token stays.
+            self.cache.drop(key, token)
+        except Exception as exc:
+            self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
+        else:
+            log.info("%s: the server refused a token; dropping it from the cache", provider)
 
 
 def _fingerprint(p: Provider, creds: Credentials) -> str:

@@ -22,6 +22,10 @@ class HttpSettings:
     max_wait: float = 60.0
 
 
+#: the schemes of a shared cache URL (Redis; the one place that says so)
+CACHE_SCHEMES = ("redis://", "rediss://")
+
+
 @dataclass(frozen=True)
 class Settings:
     path: str
@@ -29,6 +33,14 @@ class Settings:
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     cache_url: str | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
+
+    def __post_init__(self) -> None:
+        # Here, not when the cache opens: the broker turns cache failures into warnings.
+        if self.cache_url and not self.cache_url.startswith(CACHE_SCHEMES):
+            raise ConfigError(
+                f"the cache URL {safe_url(self.cache_url)} is not a redis:// or rediss:// URL",
+                hint=f"fix [cache] url in {self.path}, or KEYFOB_CACHE_URL",
+            )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,12 +72,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     cache_url = env.get("KEYFOB_CACHE_URL") or cache.get("url")
     if cache_url is not None and not isinstance(cache_url, str):
         raise ConfigError(f"{path}: [cache] url must be a string")
-    if cache_url and not cache_url.startswith(("redis://", "rediss://")):
-        # Here, not when the cache opens: the broker turns cache failures into warnings.
-        raise ConfigError(
-            f"the cache URL {safe_url(cache_url)} is not a redis:// or rediss:// URL",
-            hint=f"fix [cache] url in {path}, or KEYFOB_CACHE_URL",
-        )
 
     timeout = env.get("KEYFOB_TIMEOUT") or http.get("timeout", HttpSettings.timeout)
     http_settings = HttpSettings(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from keyfob import _paths, config
+from keyfob.cache import Entry
 from keyfob.cache.base import Cache, CacheUnavailable
 from keyfob.secretstore import SecretStore
 from keyfob.secretstore import open_store as _open_store
@@ -21,10 +22,13 @@ if TYPE_CHECKING:
     from keyfob.broker import Broker
 
 
-def cache_opener(settings: config.Settings) -> Callable[[Callable[[str], None]], Cache]:
-    """How to open the cache ``settings`` name, warnings going to ``on_warning``."""
+def cache_opener(
+    settings: config.Settings,
+) -> Callable[[Callable[[str], None], Callable[[Entry], bool]], Cache]:
+    """How to open the cache ``settings`` name: warnings go to ``on_warning``;
+    ``fresh`` is the broker's judgement of whether a local copy may answer."""
 
-    def open_cache(on_warning: Callable[[str], None]) -> Cache:
+    def open_cache(on_warning: Callable[[str], None], fresh: Callable[[Entry], bool]) -> Cache:
         from keyfob.cache.memory import MemoryCache
         from keyfob.cache.sqlite import SQLiteCache
 
@@ -38,7 +42,7 @@ def cache_opener(settings: config.Settings) -> Callable[[Callable[[str], None]],
             return local
         from keyfob.cache.redis import RedisCache  # imports redis: only when configured
 
-        return RedisCache(settings.cache_url, local=local, on_warning=on_warning)
+        return RedisCache(settings.cache_url, local=local, trust_local=fresh, on_warning=on_warning)
 
     return open_cache
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from keyfob.cache import Entry, Key
+from keyfob.token import Token
 
 
 class MemoryCache:
@@ -19,10 +20,23 @@ class MemoryCache:
         return self._entries.get(key)
 
     def put(self, key: Key, entry: Entry) -> None:
-        self._entries[key] = entry
+        with self._guard:
+            self._entries[key] = entry
+
+    def drop(self, key: Key, token: Token) -> None:
+        with self._guard:
+            entry = self._entries.get(key)
+            if entry is None or entry.token.access_token != token.access_token:
+                return
+            left = entry.without_access_token()
+            if left is None:
+                del self._entries[key]
+            else:
+                self._entries[key] = left
 
     def delete(self, key: Key) -> None:
-        self._entries.pop(key, None)
+        with self._guard:
+            self._entries.pop(key, None)
 
     def lock(self, key: Key) -> AbstractContextManager[object]:
         with self._guard:

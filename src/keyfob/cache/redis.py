@@ -3,14 +3,19 @@
 What lives in Redis, under names that hash the provider and account (a key
 never holds a name or a secret)::
 
-    keyfob:token:<h>    hash: the access token and its entry; expires with the token
-    keyfob:refresh:<h>  hash: the refresh token (and what is needed to use it);
-                        expires on its own schedule, so it outlives the access token
-    keyfob:lock:<h>     the single-flight lock: a lease, renewed while its holder lives
+    keyfob:2:token:<h>    the entry without its refresh token; expires with the token
+    keyfob:2:refresh:<h>  the entry without its access token; expires on its own
+                          schedule, so it outlives the access token
+    keyfob:lock:<h>       the single-flight lock: a lease, renewed while its holder lives
 
-A local cache (the SQLite file) stands in front: a FRESH token found there is
-answered without a Redis round trip, which also keeps the command line's
-cached-token path (it reads the SQLite file) working. Redis down is a warning,
+Each value is JSON: ``{"key": [provider, account], "entry": Entry.to_dict()}``
+(the key guards against a hash collision). ``2`` is the format: keys of
+another format are never read, so versions side by side each keep their own.
+
+A local cache (the SQLite file) stands in front: an entry found there that the
+broker's ``trust_local`` accepts (a FRESH token) is answered without a Redis
+round trip, which also keeps the command line's cached-token path (it reads
+the SQLite file) working. The cache itself judges no token. Redis down is a warning,
 once; the local cache then serves alone, and Redis is tried again every few
 seconds.
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -39,25 +45,25 @@ from redis.retry import Retry
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.errors import ConfigError
-from keyfob.token import Token, TokenState
+from keyfob.token import Token
 
 log = logging.getLogger("keyfob")
 
 PREFIX = "keyfob"
-SCHEMES = ("redis://", "rediss://")
+FORMAT = 2  # of the stored values; change it with keyfob.cache.FIELDS
 DEFAULT_LEASE = 30.0  # a killed holder blocks the others at most this long
 DEFAULT_WAIT = 120.0  # then go on under the local lock alone, with a warning
 DEFAULT_RETRY_AFTER = 5.0  # while Redis is down, try it again at most this often
 DEFAULT_TIMEOUT = 1.0  # connect and read: Redis answers in microseconds or not at all
 
-_FLOATS = ("expires", "issued", "refresh_expires")
-_OPTIONAL = ("refresh_token", "scope")
-_REFRESH_ONLY = ("refresh_token", "refresh_expires")
-
 # Delete the token key only if it still holds the token being dropped: after a
 # 401, another machine may already have saved a newer one.
 _DROP_IF_SAME = """
-if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local ok, stored = pcall(cjson.decode, value)
+if ok and type(stored) == 'table' and type(stored['entry']) == 'table'
+        and stored['entry']['access_token'] == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -66,6 +72,15 @@ return 0
 
 def key_hash(key: Key) -> str:
     return hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:32]
+
+
+def key_names(key: Key) -> tuple[str, str]:
+    """The Redis keys of an entry: its access token's, its refresh token's."""
+    return _names(key_hash(key))
+
+
+def _names(h: str) -> tuple[str, str]:
+    return f"{PREFIX}:{FORMAT}:token:{h}", f"{PREFIX}:{FORMAT}:refresh:{h}"
 
 
 def where(url: str) -> str:
@@ -82,26 +97,27 @@ def where(url: str) -> str:
 
 
 class RedisCache:
-    """Tokens in Redis, with ``local`` (the SQLite cache) in front of it."""
+    """Tokens in Redis, with ``local`` (the SQLite cache) in front of it.
+
+    ``trust_local(entry)`` says whether an entry of the local copy may be
+    answered without asking Redis: the broker's judgement (by default, never).
+    """
 
     def __init__(
         self,
         url: str,
         *,
         local: Cache,
+        trust_local: Callable[[Entry], bool] = lambda entry: False,
         on_warning: Callable[[str], None] | None = None,
         lease: float = DEFAULT_LEASE,
         wait: float = DEFAULT_WAIT,
         retry_after: float = DEFAULT_RETRY_AFTER,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.where = where(url)
-        if not url.startswith(SCHEMES):
-            raise ConfigError(
-                f"the cache URL {self.where} is not a redis:// or rediss:// URL",
-                hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
-            )
+        self.where = where(url)  # which URLs may be configured: keyfob.config.Settings
         self.local = local
+        self.trust_local = trust_local
         self.lease = lease
         self.wait = wait
         self.retry_after = retry_after
@@ -162,8 +178,8 @@ class RedisCache:
 
     def get(self, key: Key) -> Entry | None:
         entry = self.local.get(key)
-        if entry is not None and entry.token.state(None, entry.leeway) is TokenState.FRESH:
-            return entry  # the fast path: no Redis round trip
+        if entry is not None and self.trust_local(entry):
+            return entry  # no Redis round trip
         if not self._usable():
             return entry
         try:
@@ -189,13 +205,24 @@ class RedisCache:
         else:
             self._answered()
 
+    def drop(self, key: Key, token: Token) -> None:
+        # Redis first: a reader that misses the local copy meanwhile must not
+        # copy the refused token back into it from Redis.
+        if self._usable():
+            try:
+                self._drop_if_same(keys=[key_names(key)[0]], args=[token.access_token])
+            except RedisError as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+        self.local.drop(key, token)
+
     def delete(self, key: Key) -> None:
         self.local.delete(key)
         if not self._usable():
             return
-        h = key_hash(key)
         try:
-            self._redis.delete(f"{PREFIX}:token:{h}", f"{PREFIX}:refresh:{h}")
+            self._redis.delete(*key_names(key))
         except RedisError as exc:
             self._failed(exc)
         else:
@@ -227,15 +254,15 @@ class RedisCache:
 
     def _read(self, h: str) -> tuple[Key, Entry] | None:
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(f"{PREFIX}:token:{h}")
-            pipe.hgetall(f"{PREFIX}:refresh:{h}")
-            token_fields, refresh_fields = pipe.execute()
-        return _merge(token_fields, refresh_fields)
+            for name in _names(h):
+                pipe.get(name)
+            token_value, refresh_value = pipe.execute()
+        return _merge(token_value, refresh_value)
 
     def _read_all(self) -> list[tuple[Key, Entry]]:
         hashes = set()
         for kind in ("token", "refresh"):
-            prefix = f"{PREFIX}:{kind}:"
+            prefix = f"{PREFIX}:{FORMAT}:{kind}:"
             for name in self._redis.scan_iter(match=f"{prefix}*", count=500):
                 hashes.add(str(name)[len(prefix) :])
         found = []
@@ -246,29 +273,21 @@ class RedisCache:
         return sorted(found, key=lambda item: item[0])
 
     def _write(self, key: Key, entry: Entry) -> None:
-        h = key_hash(key)
-        token_key, refresh_key = f"{PREFIX}:token:{h}", f"{PREFIX}:refresh:{h}"
+        token_key, refresh_key = key_names(key)
         t = entry.token
-        now = time.time()
-        if t.expires is not None and t.expires <= now:
-            # An expired token is only ever put to drop it (after a 401): keep
-            # the refresh token, and a newer token another machine saved.
-            self._drop_if_same(keys=[token_key], args=[t.access_token])
-            return
-        fields = _fields(key, entry)
+        data = entry.to_dict()
+        left = entry.without_access_token()
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(token_key, refresh_key)
-            pipe.hset(
-                token_key, mapping={k: v for k, v in fields.items() if k not in _REFRESH_ONLY}
-            )
-            if t.expires is not None:
-                pipe.pexpireat(token_key, int(t.expires * 1000))
-            if t.refresh_token and (t.refresh_expires is None or t.refresh_expires > now):
-                pipe.hset(
-                    refresh_key, mapping={k: v for k, v in fields.items() if k != "access_token"}
-                )
+            if t.access_token:
+                access_only = {**data, "refresh_token": None, "refresh_expires": None}
+                pipe.set(token_key, _dump(key, access_only))
+                if t.expires is not None:
+                    pipe.pexpireat(token_key, _ms(t.expires))
+            if left is not None:
+                pipe.set(refresh_key, _dump(key, left.to_dict()))
                 if t.refresh_expires is not None:
-                    pipe.pexpireat(refresh_key, int(t.refresh_expires * 1000))
+                    pipe.pexpireat(refresh_key, _ms(t.refresh_expires))
             pipe.execute()
 
     # -- the lock --------------------------------------------------------------------
@@ -336,74 +355,38 @@ class _Lease:
             log.debug("cannot release the shared cache lock: %s", type(exc).__name__)
 
 
-def _fields(key: Key, entry: Entry) -> dict[str, str]:
-    t = entry.token
-    fields = {
-        "provider": key[0],
-        "account": key[1],
-        "access_token": t.access_token,
-        "token_type": t.token_type,
-        "refresh_ratio": repr(float(t.refresh_ratio)),
-        "fingerprint": entry.fingerprint,
-        "label": entry.label,
-        "identity_env": entry.identity_env,
-        "identity_source": entry.identity_source,
-        "leeway": repr(float(entry.leeway)),
-        "config_sig": entry.config_sig,
-        "saved": repr(float(entry.saved or time.time())),
-    }
-    for name in _FLOATS:
-        value = getattr(t, name)
-        if value is not None:
-            fields[name] = repr(float(value))
-    for name in _OPTIONAL:
-        value = getattr(t, name)
-        if value is not None:
-            fields[name] = value
-    return fields
+def _ms(epoch: float) -> int:
+    """An expiry for PEXPIREAT: Redis forgets the key then, by its own clock
+    (at once if that is past)."""
+    return max(int(epoch * 1000), 1)
 
 
-def _merge(
-    token_fields: dict[str, str], refresh_fields: dict[str, str]
-) -> tuple[Key, Entry] | None:
+def _dump(key: Key, data: dict[str, object]) -> str:
+    return json.dumps({"key": list(key), "entry": data}, separators=(",", ":"))
+
+
+def _load(value: str) -> tuple[Key, dict[str, object]]:
+    document = json.loads(value)
+    provider, account = document["key"]
+    if not isinstance(provider, str) or not isinstance(account, str):
+        raise ValueError("not a keyfob cache key")
+    return (provider, account), dict(document["entry"])
+
+
+def _merge(token_value: str | None, refresh_value: str | None) -> tuple[Key, Entry] | None:
     """The entry from the token key, with the refresh token from its own key;
     only the refresh key left: an expired token that can still be refreshed."""
-    if token_fields:
-        fields = dict(token_fields)
-        for name in _REFRESH_ONLY:
-            fields.pop(name, None)
-            if name in refresh_fields:
-                fields[name] = refresh_fields[name]
-    elif refresh_fields:
-        fields = {**refresh_fields, "access_token": "", "expires": "0.0"}
-        fields.pop("issued", None)
-    else:
-        return None
     try:
-        return _entry(fields)
+        if token_value is not None:
+            key, data = _load(token_value)
+            if refresh_value is not None:
+                refresh = _load(refresh_value)[1]
+                data["refresh_token"] = refresh["refresh_token"]
+                data["refresh_expires"] = refresh["refresh_expires"]
+        elif refresh_value is not None:
+            key, data = _load(refresh_value)
+        else:
+            return None
+        return key, Entry.from_dict(data)
     except (KeyError, ValueError, TypeError):
         return None  # not written by keyfob: a miss
-
-
-def _entry(f: dict[str, str]) -> tuple[Key, Entry]:
-    token = Token(
-        f["access_token"],
-        f["token_type"],
-        expires=float(f["expires"]) if "expires" in f else None,
-        issued=float(f["issued"]) if "issued" in f else None,
-        refresh_token=f.get("refresh_token"),
-        refresh_expires=float(f["refresh_expires"]) if "refresh_expires" in f else None,
-        scope=f.get("scope"),
-        refresh_ratio=float(f["refresh_ratio"]),
-    )
-    entry = Entry(
-        token,
-        fingerprint=f["fingerprint"],
-        label=f["label"],
-        identity_env=f["identity_env"],
-        identity_source=f["identity_source"],
-        leeway=float(f["leeway"]),
-        config_sig=f["config_sig"],
-        saved=float(f["saved"]),
-    )
-    return (f["provider"], f["account"]), entry

@@ -3,7 +3,9 @@
 ``read_entry`` is what the command line's cached-token path calls; it imports
 only ``sqlite3`` and never writes. ``SQLiteCache`` is the full cache: atomic
 writes (one transaction each), a corrupt or foreign file set aside and
-rebuilt, and a per-key file lock (``filelock``) for the broker's single flight.
+rebuilt, a file of another schema version rebuilt quietly (it is a cache: the
+tokens are fetched again), and a per-key file lock (``filelock``) for the
+broker's single flight. Rows are ``Entry.to_dict``, one column per field.
 """
 
 from __future__ import annotations
@@ -12,87 +14,42 @@ import os
 import sqlite3
 import time
 
-from keyfob.cache import Entry
-from keyfob.token import Token
+from keyfob.cache import FIELDS, Entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
     from keyfob.cache import Key
+    from keyfob.token import Token
 
 APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one column per Entry.to_dict field, no "saved"
 BUSY_TIMEOUT = 10.0
 
-_COLUMNS = (
-    "provider, account, fingerprint, label, identity_env, identity_source, leeway, config_sig, "
-    "saved, access_token, token_type, expires, issued, refresh_token, refresh_expires, scope, "
-    "refresh_ratio"
+# One column per field of the entry's serialization, without a declared type:
+# SQLite keeps each value as Entry.to_dict gave it (text, a float or NULL).
+_COLUMNS = ", ".join(FIELDS)
+_SCHEMA = (
+    f"CREATE TABLE tokens (provider TEXT NOT NULL, account TEXT NOT NULL, {_COLUMNS}, "
+    "PRIMARY KEY (provider, account))"
 )
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-    provider TEXT NOT NULL,
-    account TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    label TEXT NOT NULL,
-    identity_env TEXT NOT NULL,
-    identity_source TEXT NOT NULL,
-    leeway REAL NOT NULL,
-    config_sig TEXT NOT NULL,
-    saved REAL NOT NULL,
-    access_token TEXT NOT NULL,
-    token_type TEXT NOT NULL,
-    expires REAL,
-    issued REAL,
-    refresh_token TEXT,
-    refresh_expires REAL,
-    scope TEXT,
-    refresh_ratio REAL NOT NULL,
-    PRIMARY KEY (provider, account)
+_SELECT = f"SELECT {_COLUMNS} FROM tokens"
+_ONE = " WHERE provider = ? AND account = ?"
+_INSERT = (
+    f"INSERT OR REPLACE INTO tokens (provider, account, {_COLUMNS}) "
+    f"VALUES (?, ?{', ?' * len(FIELDS)})"
 )
-"""
 
 
 def _entry(row: tuple[object, ...]) -> Entry:
-    (
-        fingerprint,
-        label,
-        identity_env,
-        identity_source,
-        leeway,
-        config_sig,
-        saved,
-        access_token,
-        token_type,
-        expires,
-        issued,
-        refresh_token,
-        refresh_expires,
-        scope,
-        refresh_ratio,
-    ) = row[2:]
-    token = Token(
-        str(access_token),
-        str(token_type),
-        expires=expires,  # type: ignore[arg-type]
-        issued=issued,  # type: ignore[arg-type]
-        refresh_token=refresh_token,  # type: ignore[arg-type]
-        refresh_expires=refresh_expires,  # type: ignore[arg-type]
-        scope=scope,  # type: ignore[arg-type]
-        refresh_ratio=float(refresh_ratio),  # type: ignore[arg-type]
-    )
-    return Entry(
-        token,
-        fingerprint=str(fingerprint),
-        label=str(label),
-        identity_env=str(identity_env),
-        identity_source=str(identity_source),
-        leeway=float(leeway),  # type: ignore[arg-type]
-        config_sig=str(config_sig),
-        saved=float(saved),  # type: ignore[arg-type]
-    )
+    return Entry.from_dict(dict(zip(FIELDS, row, strict=True)))
+
+
+def _row(key: Key, entry: Entry) -> tuple[object, ...]:
+    data = entry.to_dict()
+    return (*key, *(data[name] for name in FIELDS))
 
 
 def read_entry(path: str, key: Key) -> Entry | None:
@@ -102,9 +59,9 @@ def read_entry(path: str, key: Key) -> Entry | None:
     except sqlite3.Error:
         return None
     try:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM tokens WHERE provider = ? AND account = ?", key
-        ).fetchone()
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return None  # another version's file: the full cache rebuilds it
+        row = conn.execute(_SELECT + _ONE, key).fetchone()
         return _entry(row) if row else None
     except (sqlite3.Error, TypeError, ValueError):
         return None
@@ -176,7 +133,10 @@ class SQLiteCache:
                 conn.execute("COMMIT")
                 return
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id == 0 and tables == 0:
+            if app_id == APPLICATION_ID or (app_id == 0 and tables == 0):
+                # Empty, or another version of ours: it is a cache, rebuilt
+                # quietly (the tokens are simply fetched again).
+                conn.execute("DROP TABLE IF EXISTS tokens")
                 conn.execute(_SCHEMA)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -185,9 +145,7 @@ class SQLiteCache:
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-        raise sqlite3.DatabaseError(
-            "foreign database" if app_id != APPLICATION_ID else f"schema version {version}"
-        )
+        raise sqlite3.DatabaseError("foreign database")
 
     def _set_aside(self, why: str) -> None:
         # Unique per process and call: a second set-aside must not overwrite the first.
@@ -205,12 +163,17 @@ class SQLiteCache:
         self._warn(f"the token cache {self.path} was set aside as {aside}: {why}; starting afresh")
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        return self._use(lambda conn: conn.execute(sql, params).fetchall())
+
+    def _use(
+        self, work: Callable[[sqlite3.Connection], list[tuple[object, ...]]]
+    ) -> list[tuple[object, ...]]:
         try:
             conn = self._connect()
         except (OSError, sqlite3.Error):
             return []
         try:
-            return conn.execute(sql, params).fetchall()
+            return work(conn)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise
@@ -224,45 +187,47 @@ class SQLiteCache:
     # -- the protocol --------------------------------------------------------
 
     def get(self, key: Key) -> Entry | None:
-        rows = self._run(f"SELECT {_COLUMNS} FROM tokens WHERE provider = ? AND account = ?", key)
+        rows = self._run(_SELECT + _ONE, key)
         try:
             return _entry(rows[0]) if rows else None
         except (TypeError, ValueError):
             return None
 
     def put(self, key: Key, entry: Entry) -> None:
-        t = entry.token
-        self._run(
-            f"INSERT OR REPLACE INTO tokens ({_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key[0],
-                key[1],
-                entry.fingerprint,
-                entry.label,
-                entry.identity_env,
-                entry.identity_source,
-                entry.leeway,
-                entry.config_sig,
-                entry.saved or time.time(),
-                t.access_token,
-                t.token_type,
-                t.expires,
-                t.issued,
-                t.refresh_token,
-                t.refresh_expires,
-                t.scope,
-                t.refresh_ratio,
-            ),
-        )
+        self._run(_INSERT, _row(key, entry))
+
+    def drop(self, key: Key, token: Token) -> None:
+        def work(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+            # One write transaction: a newer token saved by another process
+            # between the look and the change is not lost.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_SELECT + _ONE, key).fetchone()
+                try:
+                    entry = _entry(row) if row else None
+                except (TypeError, ValueError):
+                    entry = None
+                if entry is not None and entry.token.access_token == token.access_token:
+                    left = entry.without_access_token()
+                    if left is None:
+                        conn.execute("DELETE FROM tokens" + _ONE, key)
+                    else:
+                        conn.execute(_INSERT, _row(key, left))
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return []
+
+        self._use(work)
 
     def delete(self, key: Key) -> None:
         self._run("DELETE FROM tokens WHERE provider = ? AND account = ?", key)
 
     def entries(self) -> Iterator[tuple[Key, Entry]]:
-        for row in self._run(f"SELECT {_COLUMNS} FROM tokens ORDER BY provider, account"):
+        for row in self._run(f"SELECT provider, account, {_COLUMNS} FROM tokens ORDER BY 1, 2"):
             try:
-                yield (str(row[0]), str(row[1])), _entry(row)
+                yield (str(row[0]), str(row[1])), _entry(row[2:])
             except (TypeError, ValueError):
                 continue
 
