@@ -315,7 +315,15 @@ class Broker:
         self.require(p, key[1], creds)
         try:
             token = yield from kind.acquire(p, creds, now)
-            if refused is not None and old is not None and token.access_token == old.access_token:
+            if (
+                refused is not None
+                and old is not None
+                and token.access_token
+                in (
+                    old.access_token,
+                    old.refresh_token,
+                )
+            ):
                 raise refused  # the refused token is the only one there is (a revoked personal one)
             if token.state(self.clock(), p.leeway) is not TokenState.FRESH:
                 flow = kind.renew(p, token, creds, now)

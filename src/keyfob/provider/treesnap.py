@@ -35,12 +35,21 @@ def personal(value: str, now: float) -> Token:
     issued = claims.get("iat")
     if isinstance(issued, bool) or not isinstance(issued, int | float):
         issued = expires - LIFETIME if expires else now
-    return Token(
-        value,
-        expires=expires if expires is not None else now + LIFETIME,
-        issued=float(issued),
-        refresh_ratio=REFRESH_RATIO,
+    return renewable(
+        Token(
+            value,
+            expires=expires if expires is not None else now + LIFETIME,
+            issued=float(issued),
+            refresh_ratio=REFRESH_RATIO,
+        )
     )
+
+
+def renewable(token: Token) -> Token:
+    """A personal token is also what renews it (the refresh endpoint takes the token
+    itself): it is its own refresh token, so a cache that drops a refused access token
+    keeps what a renewal needs."""
+    return token.replace(refresh_token=token.access_token, refresh_expires=token.expires)
 
 
 def expires_at(value: object) -> float | None:
@@ -81,9 +90,10 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
 
 
 def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Token] | None:
-    if not p.refresh_url:
+    current = token.refresh_token or token.access_token
+    if not p.refresh_url or not current:
         return None
-    return refresh(p, token.access_token, now)
+    return refresh(p, current, now)
 
 
 def refresh(p: Provider, current: str, now: float) -> Flow[Token]:
@@ -139,7 +149,7 @@ def refresh(p: Provider, current: str, now: float) -> Flow[Token]:
         response, requested_at=now, secrets=(current,), refresh_ratio=REFRESH_RATIO
     )
     expires = expires_at(data.get("expires_at")) or token.expires or now + LIFETIME
-    return token.replace(expires=expires, issued=now)
+    return renewable(token.replace(expires=expires, issued=now))
 
 
 def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
