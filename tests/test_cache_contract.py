@@ -294,6 +294,30 @@ class CacheContract:
         assert not errors
         assert counter["value"] == 6 * 15
 
+    def test_lock_without_blocking_is_not_held_while_another_thread_holds_it(
+        self, cache: Cache
+    ) -> None:
+        taken, tried = threading.Event(), threading.Event()
+        seen: list[bool] = []
+
+        def holder() -> None:
+            with cache.lock(("local", "")) as held:
+                seen.append(held)
+                taken.set()
+                tried.wait(10)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        assert taken.wait(10)
+        with cache.lock(("local", ""), blocking=False) as held:
+            seen.append(held)
+        tried.set()
+        t.join()
+        with cache.lock(("local", ""), blocking=False) as held:
+            seen.append(held)
+
+        assert seen == [True, False, True]  # held; busy; free again once released
+
     def test_lock_on_one_key_does_not_block_another(self, cache: Cache) -> None:
         got_other = threading.Event()
 

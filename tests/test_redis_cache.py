@@ -567,15 +567,15 @@ def test_a_lock_holder_killed_with_sigkill_frees_the_lock_after_its_lease(
         warnings: list[str] = []
         impatient = redis_cache(server.url, local=MemoryCache(), on_warning=warnings.append, wait=3)
         with impatient.lock(KEY) as held:  # longer than the lease: the holder renews it
-            assert held is None
+            assert held  # under the local lock alone, as the warning says
         assert len(warnings) == 1 and "going on without it" in warnings[0]
 
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
         patient = redis_cache(server.url, local=MemoryCache(), on_warning=warnings.append, wait=30)
         with patient.lock(KEY) as held:
-            assert held is not None
-        assert len(warnings) == 1
+            assert held
+        assert len(warnings) == 1  # the lease ran out: the lock was had in Redis
     finally:
         if holder.poll() is None:
             holder.kill()

@@ -9,6 +9,7 @@ algorithm without its locks, to show that the same test then fails.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -17,17 +18,21 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+
 import keyfob
 from keyfob.broker import Broker
 from keyfob.flight import Unlocked
+from keyfob.flow import HttpRequest, HttpResponse
 from keyfob.testing import LocalProvider
+from keyfob.transport import Transport
 
 PROCESSES = 4
 THREADS = 8
 
 WORKER = textwrap.dedent(
     """
-    import json, sys, threading, time
+    import asyncio, json, sys, threading, time
     from pathlib import Path
 
     import httpx  # the heavy imports before the start, so the race is about tokens
@@ -35,7 +40,8 @@ WORKER = textwrap.dedent(
     from keyfob.flight import Unlocked
 
     threads, ready, start = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    broker = Broker(flight=Unlocked()) if sys.argv[4:] == ["unlocked"] else Broker()
+    mode = sys.argv[4] if len(sys.argv) > 4 else "threads"
+    broker = Broker(flight=Unlocked()) if mode == "unlocked" else Broker()
     barrier = threading.Barrier(threads)
     tokens, errors = [], []
 
@@ -46,29 +52,40 @@ WORKER = textwrap.dedent(
         except BaseException as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
+    async def tasks():  # mode "async": as many tasks on one event loop
+        async def one():
+            try:
+                tokens.append((await broker.aget_token("local")).access_token)
+            except BaseException as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        await asyncio.gather(*(one() for _ in range(threads)))
+
     workers = [threading.Thread(target=ask) for _ in range(threads)]
     ready.touch()
     while not start.exists():
         time.sleep(0.002)
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
+    if mode == "async":
+        asyncio.run(tasks())
+    else:
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
     print(json.dumps({"tokens": tokens, "errors": errors}))
     """
 )
 
 
-def race_processes(tmp_path: Path, no_secret_leaks, *, locks: bool = True) -> list[str]:
-    """Start PROCESSES x THREADS callers of get_token("local"); their tokens."""
+def race_processes(tmp_path: Path, no_secret_leaks, *, mode: str = "threads") -> list[str]:
+    """Start PROCESSES x THREADS callers of get_token("local") (``mode``: "threads",
+    "unlocked": the same without locks, "async": tasks on an event loop); their tokens."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     start = tmp_path / "start"
     ready = [tmp_path / f"ready-{i}" for i in range(PROCESSES)]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), str(THREADS), str(r), str(start)]
-            + ([] if locks else ["unlocked"]),
+            [sys.executable, str(script), str(THREADS), str(r), str(start), mode],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -143,7 +160,7 @@ def test_processes_and_threads_without_locks_stampede_the_token_endpoint(
 ) -> None:
     # Proves the test above can fail: same race, locks switched off.
     configured.delay("/std/token", 0.2)
-    tokens = race_processes(tmp_path, no_secret_leaks, locks=False)
+    tokens = race_processes(tmp_path, no_secret_leaks, mode="unlocked")
 
     assert len(tokens) == PROCESSES * THREADS
     assert configured.count("/std/token") > 1
@@ -155,6 +172,17 @@ def test_processes_wait_for_a_slow_token_endpoint_instead_of_asking_again(
 ) -> None:
     configured.delay("/std/token", 0.5)
     tokens = race_processes(tmp_path, no_secret_leaks)
+
+    assert len(tokens) == PROCESSES * THREADS
+    assert configured.count("/std/token") == 1
+    assert len(set(tokens)) == 1
+
+
+def test_processes_of_async_tasks_wait_for_a_slow_token_endpoint_instead_of_asking_again(
+    configured: LocalProvider, tmp_path: Path, no_secret_leaks
+) -> None:
+    configured.delay("/std/token", 0.5)
+    tokens = race_processes(tmp_path, no_secret_leaks, mode="async")
 
     assert len(tokens) == PROCESSES * THREADS
     assert configured.count("/std/token") == 1
@@ -190,4 +218,74 @@ def test_threads_without_locks_stampede_the_token_endpoint(configured: LocalProv
         broker.transport.close()
 
     assert len(tokens) == 16
+    assert configured.count("/std/token") > 1
+
+
+class OnTheLoop(Transport):
+    """The transport, noting the thread of every token request and whether the
+    sync driver was used at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+        self.sync_requests = 0
+
+    async def asend(self, request: HttpRequest) -> HttpResponse:
+        self.threads.append(threading.current_thread())
+        return await super().asend(request)
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        self.sync_requests += 1
+        return super().send(request)
+
+
+async def _hundred_tasks(url: str, broker: Broker) -> tuple[list[int], int, threading.Thread]:
+    """100 concurrent requests through one cold httpx.AsyncClient, and a ticker beside
+    them: their statuses, the ticks, and the loop's thread."""
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    async with httpx.AsyncClient(auth=keyfob.httpx_auth("local", broker=broker)) as client:
+        answers = await asyncio.gather(*(client.get(url) for _ in range(100)))
+    done.set()
+    await ticking
+    return [a.status_code for a in answers], ticks, threading.current_thread()
+
+
+def test_async_tasks_from_cold_make_one_token_request_on_the_loop(
+    configured: LocalProvider,
+) -> None:
+    configured.delay("/std/token", 0.3)
+    transport = OnTheLoop()
+    broker = Broker(transport=transport)
+
+    statuses, ticks, loop_thread = asyncio.run(
+        _hundred_tasks(f"{configured.url}/std/api/me", broker)
+    )
+
+    assert statuses == [200] * 100
+    assert configured.count("/std/token") == 1
+    assert set(transport.threads) == {loop_thread}  # the async driver asked, on the loop
+    assert transport.sync_requests == 0  # no thread ran the blocking driver
+    assert ticks > 5  # and the loop went on while the token endpoint took its time
+
+
+def test_async_tasks_without_locks_stampede_the_token_endpoint(
+    configured: LocalProvider,
+) -> None:
+    configured.delay("/std/token", 0.2)
+    broker = Broker(flight=Unlocked())
+    try:
+        statuses, _, _ = asyncio.run(_hundred_tasks(f"{configured.url}/std/api/me", broker))
+    finally:
+        broker.transport.close()
+
+    assert statuses == [200] * 100
     assert configured.count("/std/token") > 1

@@ -8,7 +8,6 @@ grant, never a person) and sends the request again, once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,15 @@ class _Bound:
     def replace(self, refused: Token) -> Token:
         self.broker.invalidate(self.provider, refused, account=self.account)
         return self.token()
+
+    async def atoken(self) -> Token:
+        return await self.broker.aget_token(
+            self.provider, account=self.account, **self._credentials
+        )
+
+    async def areplace(self, refused: Token) -> Token:
+        self.broker.invalidate(self.provider, refused, account=self.account)
+        return await self.atoken()
 
     def __repr__(self) -> str:
         account = f" account={self.account!r}" if self.account else ""
@@ -106,15 +114,13 @@ class HttpxAuth(_Bound, httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        # From memory without a thread; the broker's blocking work in a thread.
-        token = self.peek()
-        if token is None:
-            token = await asyncio.to_thread(self.token)
+        # From memory at once; otherwise the broker's async path, on this loop.
+        token = self.peek() or await self.atoken()
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401:
             await response.aread()
-            fresh = await asyncio.to_thread(self.replace, token)
+            fresh = await self.areplace(token)
             request.headers["Authorization"] = fresh.authorization
             yield request
 

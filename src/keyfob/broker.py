@@ -76,7 +76,8 @@ class Broker:
         self.transport = transport or Transport(self.settings.http, clock=clock)
         self.clock = clock
         self.flight = flight or SingleFlight(
-            lambda key: self.cache.lock(key), on_warning=self.warn_once
+            lambda key, blocking: self.cache.lock(key, blocking=blocking),
+            on_warning=self.warn_once,
         )
         self._memory: dict[Key, tuple[Entry, float]] = {}
         self._identities: dict[tuple[str, tuple[tuple[str, str], ...]], Identity] = {}
@@ -205,18 +206,42 @@ class Broker:
         **credentials: Any,
     ) -> Token:
         """A valid token: from memory, the cache, a refresh, or the provider's grant."""
-        if not refresh:
-            token = self.peek(provider, account=account, **credentials)
-            if token is not None:
-                return token
-        p = self.provider(provider)
-        key = (p.name, account or "")
-        if not refresh:
-            token = self._usable(p, key, self._cached_entry(key), credentials)
-            if token is not None:
-                return token
+        p, key, token = self._at_hand(provider, account, refresh, credentials)
+        if token is not None:
+            return token
         with self.flight(key):
             return self.transport.run(self._decide(p, key, refresh, credentials))
+
+    async def aget_token(
+        self,
+        provider: str,
+        *,
+        account: str | None = None,
+        refresh: bool = False,
+        **credentials: Any,
+    ) -> Token:
+        """:meth:`get_token` for an event loop: the same decision, driven by the async
+        transport; waiting for a lock or an answer never blocks the loop."""
+        p, key, token = self._at_hand(provider, account, refresh, credentials)
+        if token is not None:
+            return token
+        async with self.flight.hold(key):
+            return await self.transport.arun(self._decide(p, key, refresh, credentials))
+
+    def _at_hand(
+        self, provider: str, account: str | None, refresh: bool, arguments: Mapping[str, Any]
+    ) -> tuple[Provider, Key, Token | None]:
+        """The provider, the key, and a FRESH token of the identity's from memory or the
+        cache, without a lock (None with ``refresh``)."""
+        if not refresh:
+            token = self.peek(provider, account=account, **arguments)
+            if token is not None:
+                return self.providers[provider], (provider, account or ""), token
+        p = self.provider(provider)
+        key = (p.name, account or "")
+        if refresh:
+            return p, key, None
+        return p, key, self._usable(p, key, self._cached_entry(key), arguments)
 
     def _decide(
         self, p: Provider, key: Key, refresh: bool, arguments: Mapping[str, Any]

@@ -184,7 +184,10 @@ class Transport:
     once (settings, clock), and its sync and async paths must not drift; the
     clients stay apart: one ``httpx.Client`` for every thread, and one
     ``httpx.AsyncClient`` per event loop (an async client must not cross
-    loops), made on first use there and closed by :meth:`aclose` in that loop.
+    loops), made on first use there. :meth:`arun` closes the loop's client
+    when the last flow running on that loop ends, so a caller's
+    ``asyncio.run`` leaves no client behind; one that only :meth:`asend` used
+    is closed by :meth:`aclose` in its loop.
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class Transport:
         self._clock = clock
         self._client: Any = None
         self._aclients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._arunning: dict[asyncio.AbstractEventLoop, int] = {}  # flows per loop
         # Threads of one broker share the client; two made at once would leak one's sockets.
         self._client_lock = threading.Lock()
 
@@ -329,6 +333,11 @@ class Transport:
         the same way; effects that need a person go to an
         :class:`~keyfob.flow.AsyncPerson`, whose methods are awaited.
         """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._client_lock:
+            self._arunning[loop] = self._arunning.get(loop, 0) + 1
         try:
             item = next(flow)
             while True:
@@ -344,6 +353,13 @@ class Transport:
             flow.close()
             if person is not None:
                 await person.aclose()
+            with self._client_lock:
+                self._arunning[loop] -= 1
+                last = not self._arunning[loop]
+                if last:
+                    del self._arunning[loop]
+            if last:
+                await self.aclose()
 
     async def _acarry_out(self, effect: Effect, person: AsyncPerson | None) -> Any:
         if isinstance(effect, HttpRequest):

@@ -32,8 +32,9 @@ class Cache(Protocol):
     def delete(self, key: Key) -> None:
         """Forget the entry, refresh token and all (logout)."""
 
-    def lock(self, key: Key) -> AbstractContextManager[object]:
-        """An exclusive lock on ``key``, across threads and the processes sharing the cache."""
+    def lock(self, key: Key, *, blocking: bool = True) -> AbstractContextManager[bool]:
+        """An exclusive lock on ``key``, across threads and the processes sharing the
+        cache; it yields whether it is held (``blocking=False``: one try, no wait)."""
 
     def entries(self) -> Iterator[tuple[Key, Entry]]:
         """Every entry, with its key."""

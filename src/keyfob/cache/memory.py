@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 
 from keyfob.cache import Entry, Key
 from keyfob.token import Token
@@ -38,9 +38,17 @@ class MemoryCache:
         with self._guard:
             self._entries.pop(key, None)
 
-    def lock(self, key: Key) -> AbstractContextManager[object]:
+    @contextlib.contextmanager
+    def lock(self, key: Key, *, blocking: bool = True) -> Iterator[bool]:
         with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=blocking):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def entries(self) -> Iterator[tuple[Key, Entry]]:
         yield from list(self._entries.items())

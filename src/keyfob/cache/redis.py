@@ -34,6 +34,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import Literal
 
 import redis
 from redis.backoff import NoBackoff
@@ -240,8 +241,8 @@ class RedisCache:
                 return
         yield from self.local.entries()
 
-    def lock(self, key: Key) -> AbstractContextManager[object]:
-        return self._lock(key)
+    def lock(self, key: Key, *, blocking: bool = True) -> AbstractContextManager[bool]:
+        return self._lock(key, blocking)
 
     def describe(self) -> str:
         return f"{self.where} (Redis), in front of it {self.local.describe()}"
@@ -293,18 +294,23 @@ class RedisCache:
     # -- the lock --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _lock(self, key: Key) -> Iterator[object]:
-        lease = self._acquire(key) if self._usable() else None
+    def _lock(self, key: Key, blocking: bool) -> Iterator[bool]:
+        lease = self._acquire(key, blocking) if self._usable() else None
         if lease is None:
-            with self.local.lock(key):
-                yield None
+            with self.local.lock(key, blocking=blocking) as held:
+                yield held
+            return
+        if lease == BUSY:
+            yield False
             return
         try:
-            yield lease
+            yield True
         finally:
             lease.release()
 
-    def _acquire(self, key: Key) -> _Lease | None:
+    def _acquire(self, key: Key, blocking: bool = True) -> _Lease | Literal["busy"] | None:
+        """The lease; ``"busy"`` when another holds it and ``blocking`` is off; None
+        when Redis cannot lock (down, or waited too long): then the local lock."""
         lock = self._redis.lock(
             f"{PREFIX}:lock:{key_hash(key)}",
             timeout=self.lease,
@@ -313,11 +319,13 @@ class RedisCache:
             thread_local=False,  # renewed from another thread
         )
         try:
-            got = lock.acquire()
+            got = lock.acquire(blocking=blocking)
         except RedisError as exc:
             self._failed(exc)
             return None
         self._answered()
+        if not got and not blocking:
+            return BUSY
         if not got:
             self._warn(
                 f"waited {self.wait:g} s for the lock in the shared cache at {self.where}; "
@@ -325,6 +333,9 @@ class RedisCache:
             )
             return None
         return _Lease(lock, self.lease)
+
+
+BUSY: Literal["busy"] = "busy"  # another holds the Redis lock, and the caller would not wait
 
 
 class _Lease:

@@ -231,18 +231,35 @@ class SQLiteCache:
             except (TypeError, ValueError):
                 continue
 
-    def lock(self, key: Key) -> AbstractContextManager[object]:
+    def lock(self, key: Key, *, blocking: bool = True) -> AbstractContextManager[bool]:
         import hashlib
 
-        from filelock import FileLock
-
         name = hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
-        path = os.path.join(self.folder, "locks", f"{name}.lock")
-        lock: AbstractContextManager[object] = FileLock(path, mode=0o600)
-        return lock
+        return _file_lock(os.path.join(self.folder, "locks", f"{name}.lock"), blocking)
 
     def describe(self) -> str:
         return self.path
+
+
+def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
+    import contextlib
+
+    from filelock import FileLock, Timeout
+
+    @contextlib.contextmanager
+    def held() -> Iterator[bool]:
+        lock = FileLock(path, mode=0o600)
+        try:
+            lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    return held()
 
 
 def _private_dir(path: str) -> None:
