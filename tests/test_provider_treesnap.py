@@ -6,20 +6,11 @@ import time
 
 import pytest
 
-import keyfob
 from conftest import CliRun, Leaks
 from keyfob.provider.treesnap import personal
 from keyfob.testing import LocalProvider
 from keyfob.token import DEFAULT_LEEWAY, TokenState
 from provider_contract import Case, ProviderContract
-
-# keyfob.login("treesnap") without flow="paste" drops the token it was given and says
-# "treesnap needs token" (broker.flow_secrets); `keyfob login treesnap` does the same.
-LOGIN_WITHOUT_FLOW = pytest.mark.xfail(
-    strict=True,
-    raises=keyfob.CredentialsMissing,
-    reason="login without flow='paste' ignores TREESNAP_TOKEN",
-)
 
 
 class TestTreeSnap(ProviderContract):
@@ -35,7 +26,6 @@ class TestTreeSnap(ProviderContract):
         extra=lambda local: {"TREESNAP_TOKEN": local.issue_treesnap_token()},
     )
 
-    @LOGIN_WITHOUT_FLOW
     def test_login_with_a_wrong_secret_stores_nothing(
         self, emulator: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
     ) -> None:
@@ -43,7 +33,6 @@ class TestTreeSnap(ProviderContract):
             emulator, monkeypatch, no_secret_leaks
         )
 
-    @LOGIN_WITHOUT_FLOW
     def test_logout_forgets_the_stored_secrets_and_the_token(
         self, emulator: LocalProvider, monkeypatch: pytest.MonkeyPatch
     ) -> None:

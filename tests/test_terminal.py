@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from conftest import KEYFOB, Leaks
-from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME
+from keyfob.testing import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    LocalProvider,
+)
 from test_oidc_provider import CLIENT, SECRET, Lab, configure, running_provider
 
 
@@ -84,6 +90,21 @@ def test_login_asks_on_a_terminal_and_hides_the_secrets(
     assert code == 0, term.seen
     assert "logged in to local" in term.seen
     assert DEMO_USERNAME in term.seen  # a name is echoed as typed; the secrets above are not
+
+
+def test_login_treesnap_on_a_terminal_asks_for_the_personal_token(
+    home: Path, configured: LocalProvider, no_secret_leaks: Leaks
+) -> None:
+    token = configured.issue_treesnap_token()
+    env = {k: v for k, v in os.environ.items() if k != "TREESNAP_TOKEN"}
+    term = Pty(["login", "treesnap"], env)
+    term.read_until("treesnap token")
+    term.type(token)
+    code = term.finish()
+    no_secret_leaks.add("the terminal", term.seen)
+    assert code == 0, term.seen
+    assert "logged in to treesnap" in term.seen
+    assert token not in term.seen  # typed without an echo
 
 
 @pytest.fixture

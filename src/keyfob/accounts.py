@@ -106,7 +106,7 @@ class Accounts:
             store=None,
             service="",
         )
-        if flow == "paste" and "token" not in creds:
+        if names == ("token",) and "token" not in creds:
             raise CredentialsMissing(
                 f"{p.name}: no token to paste",
                 hint=f"set {p.env_var('token')}, or run `keyfob login {p.name} --flow paste` "
@@ -116,7 +116,7 @@ class Accounts:
         for name in names:
             if name not in creds and stored is not None and name in stored:
                 creds.add(name, stored.values[name], stored.sources[name])
-        if flow != "paste":
+        if "token" not in names:
             creds.values.pop("token", None)
         with b.flight(key):
             token = b.obtain(p, key, creds, None, refresh=True)

@@ -151,8 +151,9 @@ def interactive_optional(p: Provider, flow: str | None) -> frozenset[str]:
 
 def own_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
     """What a login asks for where the provider names its own secrets: a pasted
-    token, the client for a login with a person, else every secret but the token."""
-    if flow == "paste":
+    token (also where pasting is the provider's grant: TreeSnap), the client for a
+    login with a person, else every secret but the token."""
+    if flow == "paste" or (flow is None and p.grant == "paste"):
         return ("token",)
     if flow in ("browser", "device"):
         return p.kind.client
