@@ -79,8 +79,9 @@ class Broker:
             lambda key, blocking: self.cache.lock(key, blocking=blocking),
             on_warning=self.warn_once,
         )
-        self._memory: dict[Key, tuple[Entry, float]] = {}
-        self._identities: dict[tuple[str, tuple[tuple[str, str], ...]], Identity] = {}
+        #: FRESH tokens by key: the entry, until when it is FRESH, the identity that owns it
+        self._memory: dict[Key, tuple[Entry, float, Identity]] = {}
+        self._identities: dict[tuple[str, str, tuple[tuple[str, str], ...]], Identity] = {}
         self._resolved: dict[str, Provider] = {}
         self._warned: set[str] = set()
         self._guard = threading.Lock()
@@ -157,11 +158,13 @@ class Broker:
         """Whose token is asked for (see :class:`Identity`); one per broker and names."""
         env = self.environ
         direct = tuple(
-            (name, value)
-            for name, var in self._identity_vars[p.name]
-            if (value := arguments.get(name) or env.get(var))
+            [
+                (name, value)
+                for name, var in self._identity_vars[p.name]
+                if (value := arguments.get(name) or env.get(var))
+            ]
         )
-        key = (f"{p.name}\0{account}", direct)
+        key = (p.name, account, direct)
         identity = self._identities.get(key)
         if identity is None:
 
@@ -257,7 +260,7 @@ class Broker:
         if entry is not None and not self.identity(p, key[1], arguments).owns(entry):
             entry = None  # another account's token: never crosses over
         token = yield from self._obtain(p, key, creds, entry.token if entry else None, refresh)
-        self.save(p, key, token, creds)
+        self.save(p, key, token, creds, arguments)
         return token
 
     def peek(
@@ -269,7 +272,10 @@ class Broker:
         if hit is None or self.clock() >= hit[1]:
             return None
         p = self.providers.get(provider)
-        if p is None or not self.identity(p, key[1], credentials).owns(hit[0]):
+        if p is None:
+            return None
+        identity = self.identity(p, key[1], credentials)
+        if identity is not hit[2] and not identity.owns(hit[0]):
             return None
         return hit[0].token
 
@@ -299,7 +305,7 @@ class Broker:
             # the cached-token path can answer next time.
             entry = entry.replace(identity_source="store")
             self._cache_call("write", self.cache.put, key, entry)
-        self._memory[key] = (entry, entry.token.fresh_until(p.leeway))
+        self._memory[key] = (entry, entry.token.fresh_until(p.leeway), identity)
         return entry.token
 
     # -- renew or acquire, then save ---------------------------------------------------
@@ -365,8 +371,16 @@ class Broker:
         log.info("%s: got a new token (%s)", p.name, describe_expiry(token, self.clock()))
         return token
 
-    def save(self, p: Provider, key: Key, token: Token, creds: Credentials) -> None:
-        """Keep ``token`` in the cache and in memory, with whose it is."""
+    def save(
+        self,
+        p: Provider,
+        key: Key,
+        token: Token,
+        creds: Credentials,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Keep ``token`` in the cache, and in memory for the identity ``arguments``
+        (with the environment and the store) name: whose it is."""
         entry = Entry(
             token,
             fingerprint=_fingerprint(p, creds),
@@ -377,7 +391,8 @@ class Broker:
             config_sig=self.settings.signature,
         )
         self._cache_call("write", self.cache.put, key, entry)
-        self._memory[key] = (entry, token.fresh_until(p.leeway))
+        identity = self.identity(p, key[1], arguments or {})
+        self._memory[key] = (entry, token.fresh_until(p.leeway), identity)
 
     def _supersede(self, p: Provider, key: Key, creds: Credentials, token: Token) -> None:
         """A renewed token replaces what the store holds: TreeSnap's personal token,
