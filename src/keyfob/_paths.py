@@ -65,3 +65,21 @@ def config_signature() -> str:
     except OSError:
         return f"{path}|none"
     return f"{path}|{st.st_mtime_ns}|{st.st_size}"
+
+
+def private_dir(path: str) -> None:
+    """Make the folder ``path``, and every missing folder above it, 0700 whatever the
+    umask (``os.makedirs`` gives its mode to the last folder only)."""
+    missing = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)  # the umask only takes bits away: 0700 stays 0700
+        except FileExistsError:
+            pass

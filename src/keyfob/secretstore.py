@@ -216,7 +216,7 @@ class FileStore:
         folder = os.path.dirname(self.path)
         new = not os.path.exists(self.path)
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
+            _paths.private_dir(folder)
             fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=folder)  # mkstemp: 0600
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -242,7 +242,7 @@ class FileStore:
     def _locked(self) -> object:
         from filelock import FileLock
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        _paths.private_dir(os.path.dirname(self.path))
         return FileLock(self.path + ".lock", mode=0o600)
 
     def get(self, service: str, name: str) -> str | None:

@@ -263,7 +263,9 @@ def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
 
 
 def _private_dir(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    from keyfob._paths import private_dir
+
+    private_dir(path)
     st = os.stat(path)
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
         os.chmod(path, 0o700)
