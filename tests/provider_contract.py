@@ -60,8 +60,10 @@ class Case:
     api: str
     #: the requests a first token from cold makes, by path (its documented flow)
     cold: dict[str, int]
-    #: the requests that get another token once one is known (refresh=True, after a 401)
+    #: the requests that renew a known token (``keyfob refresh``, after a 401)
     renew: dict[str, int]
+    #: the requests of ``refresh=True``: no cached token of any kind, the grant again
+    grant: dict[str, int]
     #: the requests ``logout(revoke=True)`` makes; empty: the provider documents no revocation
     revoke: dict[str, int]
     #: environment variables that make the credentials wrong (planted as secrets)
@@ -143,13 +145,25 @@ class ProviderContract:
         assert second.access_token == first.access_token
         assert requests_made(emulator) == before
 
-    def test_refresh_true_gets_another_token_with_the_renewal_requests(
+    def test_refresh_true_gets_another_token_with_the_grant_requests(
         self, emulator: LocalProvider
     ) -> None:
         keyfob.get_token(self.case.name)
         before = requests_made(emulator)
 
         renewed = keyfob.get_token(self.case.name, refresh=True)
+
+        assert since(emulator, before) == self.case.grant
+        assert keyfob.get_token(self.case.name).access_token == renewed.access_token
+        assert self.get(emulator).status_code == 200
+
+    def test_renew_gets_another_token_with_the_renewal_requests(
+        self, emulator: LocalProvider
+    ) -> None:
+        keyfob.get_token(self.case.name)
+        before = requests_made(emulator)
+
+        renewed = wiring.default().renew(self.case.name)  # what `keyfob refresh` does
 
         assert since(emulator, before) == self.case.renew
         assert keyfob.get_token(self.case.name).access_token == renewed.access_token

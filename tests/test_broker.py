@@ -218,6 +218,45 @@ def test_refresh_true_always_makes_a_request(broker: Broker, configured: LocalPr
     assert broker.get_token("local") is third
 
 
+def test_refresh_true_repeats_the_grant_instead_of_using_the_cached_refresh_token(
+    broker: Broker, configured: LocalProvider
+) -> None:
+    first = broker.get_token("local")
+    assert first.refresh_token
+
+    broker.get_token("local", refresh=True)
+
+    # The password grant: the refresh token of the first was not spent (it rotates).
+    assert configured.is_active(first.refresh_token)
+
+
+def test_refresh_true_uses_a_refresh_token_that_is_the_only_secret(
+    make_broker, configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_broker().get_token("local")
+    assert first.refresh_token
+    for name in ("LOCAL_USERNAME", "LOCAL_PASSWORD"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LOCAL_REFRESH_TOKEN", first.refresh_token)
+
+    token = make_broker().get_token("local", refresh=True)
+
+    assert token.access_token != first.access_token
+    assert not configured.is_active(first.refresh_token)  # spent: a refresh_token grant
+
+
+def test_renew_spends_the_cached_refresh_token_not_the_password(
+    broker: Broker, configured: LocalProvider
+) -> None:
+    first = broker.get_token("local")
+    assert first.refresh_token
+
+    second = broker.renew("local")
+
+    assert second.access_token != first.access_token
+    assert not configured.is_active(first.refresh_token)  # a refresh_token grant
+
+
 # -- accounts ----------------------------------------------------------------------
 
 

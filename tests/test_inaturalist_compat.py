@@ -155,15 +155,27 @@ def test_jwt_false_returns_the_oauth_token_that_does_not_unlock_them(inat: Local
     assert "private_geojson" not in result
 
 
-def test_refresh_gets_a_new_jwt_without_the_password_again(inat: LocalProvider) -> None:
+def test_refresh_uses_no_cached_token_and_logs_in_again(inat: LocalProvider) -> None:
+    # pyinaturalist: "Do not use any cached tokens, even if they are not expired".
     get_access_token()
     assert inat.count("/oauth/token") == 1 and inat.count("/users/api_token") == 1
 
     token = get_access_token(refresh=True)
 
+    assert inat.count("/oauth/token") == 2  # the password again, not the kept OAuth token
     assert inat.count("/users/api_token") == 2
-    assert inat.count("/oauth/token") == 1
     assert "private_geojson" in observation(inat, token)
+
+
+def test_refresh_with_a_wrong_password_is_refused_despite_a_cached_token(
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
+) -> None:
+    get_access_token()
+    monkeypatch.setenv("INAT_PASSWORD", "not-the-password-1")
+    no_secret_leaks.plant("not-the-password-1")
+
+    with pytest.raises(AuthenticationError):
+        get_access_token(refresh=True)
 
 
 def test_second_call_is_served_from_the_cache(inat: LocalProvider) -> None:

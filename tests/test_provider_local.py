@@ -15,6 +15,7 @@ class TestLocal(ProviderContract):
         api="/std/api/me",
         cold={"/std/.well-known/openid-configuration": 1, "/std/token": 1},
         renew={"/std/token": 1},
+        grant={"/std/token": 1},  # the password grant again (discovery is kept)
         revoke={"/std/revoke": 2},  # the refresh token, then the access token
         wrong=lambda local: {"LOCAL_PASSWORD": WRONG_PASSWORD},
     )

@@ -20,6 +20,7 @@ class TestTreeSnap(ProviderContract):
         api="/web-services/v1/my-observations",
         cold={},  # the personal token is pasted: no request while it is fresh
         renew={"/web-services/v1/refresh-tokens": 1},
+        grant={"/web-services/v1/refresh-tokens": 1},  # a renewed token is the secret now
         revoke={},  # TreeSnap documents no revocation
         # one the server no longer takes: expired, so keyfob must ask for a new one
         wrong=lambda local: {"TREESNAP_TOKEN": local.issue_treesnap_token(lifetime=-60)},

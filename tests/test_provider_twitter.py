@@ -14,6 +14,7 @@ class TestTwitter(ProviderContract):
         api="/2/users/me",
         cold={"/oauth2/token": 1},
         renew={"/oauth2/token": 1},  # no refresh: the client-credentials grant again
+        grant={"/oauth2/token": 1},
         revoke={"/oauth2/invalidate_token": 1},
         wrong=lambda local: {"TWITTER_API_SECRET": WRONG_SECRET},
     )

@@ -79,7 +79,7 @@ def private_dir(path: str) -> None:
             break
         here = parent
     for folder in reversed(missing):
-        try:
+        try:  # noqa: SIM105 - contextlib costs the cached-token path its import
             os.mkdir(folder, 0o700)  # the umask only takes bits away: 0700 stays 0700
         except FileExistsError:
             pass

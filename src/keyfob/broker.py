@@ -215,6 +215,14 @@ class Broker:
         with self.flight(key):
             return self.transport.run(self._decide(p, key, refresh, credentials))
 
+    def renew(self, provider: str, *, account: str | None = None, **credentials: Any) -> Token:
+        """A new token now, the cheap way: the cached token renewed (its refresh token,
+        iNaturalist's kept OAuth token), else the provider's grant (``keyfob refresh``)."""
+        p = self.provider(provider)
+        key = (p.name, account or "")
+        with self.flight(key):
+            return self.transport.run(self._decide(p, key, "renew", credentials))
+
     async def aget_token(
         self,
         provider: str,
@@ -247,9 +255,15 @@ class Broker:
         return p, key, self._usable(p, key, self._cached_entry(key), arguments)
 
     def _decide(
-        self, p: Provider, key: Key, refresh: bool, arguments: Mapping[str, Any]
+        self, p: Provider, key: Key, refresh: bool | str, arguments: Mapping[str, Any]
     ) -> Flow[Token]:
-        """Under the single-flight lock: look again, then renew or acquire, then save."""
+        """Under the single-flight lock: look again, then renew or acquire, then save.
+
+        ``refresh``: False, look again first; ``"renew"`` (``keyfob refresh``), renew
+        the cached token, else the grant; True, no cached token of any kind: the
+        provider's grant with the secrets, unless the cached token is itself the only
+        secret there is (a renewed personal token supersedes the one it came from).
+        """
         entry = self._cached_entry(key)
         if not refresh:
             # Look again: another thread or process may have just saved one.
@@ -259,7 +273,11 @@ class Broker:
         creds = self.credentials(p, key[1], arguments)
         if entry is not None and not self.identity(p, key[1], arguments).owns(entry):
             entry = None  # another account's token: never crosses over
-        token = yield from self._obtain(p, key, creds, entry.token if entry else None, refresh)
+        old = entry.token if entry else None
+        if refresh is True:
+            old = old if p.kind.supersedes else None
+            creds = _without_refresh_token(p, creds)
+        token = yield from self._obtain(p, key, creds, old, bool(refresh))
         self.save(p, key, token, creds, arguments)
         return token
 
@@ -444,6 +462,18 @@ class Broker:
             self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
         else:
             log.info("%s: the server refused a token; dropping it from the cache", provider)
+
+
+def _without_refresh_token(p: Provider, creds: Credentials) -> Credentials:
+    """The secrets without a refresh token, where the grant has the others it needs: a
+    kept refresh token is no way around ``refresh=True`` unless it is all there is."""
+    if "refresh_token" not in creds:
+        return creds
+    rest = Credentials()
+    for name, value in creds.values.items():
+        if name != "refresh_token":
+            rest.add(name, value, creds.sources[name])
+    return creds if p.kind.missing(p, rest) else rest
 
 
 def _fingerprint(p: Provider, creds: Credentials) -> str:

@@ -133,7 +133,11 @@ def _duration(seconds: float) -> str:
 @cli.command()
 @click.argument("provider")
 @click.option("--account", default=None)
-@click.option("--refresh", is_flag=True, help="Skip every cache and get a new token.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Use no cached token: repeat the provider's grant with the secrets.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Token, type and expiry as JSON.")
 def token(provider: str, account: str | None, refresh: bool, as_json: bool) -> None:
     """Print a valid access token."""
@@ -227,8 +231,8 @@ def status(provider: str | None) -> None:
 @click.argument("provider")
 @click.option("--account", default=None)
 def refresh(provider: str, account: str | None) -> None:
-    """Get a new token now."""
-    t = _broker_().get_token(provider, account=account, refresh=True)
+    """Get a new token now: the cached one renewed, else the provider's grant."""
+    t = _broker_().renew(provider, account=account)
     _say(f"{provider}: new token; {_expiry(t.expires)}")
 
 
