@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from keyfob._identity import STORE_TRUST
 from keyfob.accounts import Accounts
 from keyfob.broker import Broker
 from keyfob.cache.sqlite import SQLiteCache
@@ -282,6 +283,62 @@ def test_tokens_never_cross_accounts(
     assert second.access_token != first.access_token
     assert sub_of(configured, first) == DEMO_USERNAME
     assert sub_of(configured, second) == SECOND_USERNAME
+    assert configured.count("/std/token") == 2
+
+
+def store_only(
+    monkeypatch: pytest.MonkeyPatch, broker: Broker, username: str, password: str
+) -> None:
+    """The local provider's account in the secret store alone, as another tool sets it."""
+    for name in ("LOCAL_USERNAME", "LOCAL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    service = broker.provider("local").service()
+    broker.store.set(service, "username", username)
+    broker.store.set(service, "password", password)
+
+
+@pytest.mark.parametrize("new_process", [False, True], ids=["same-process", "new-process"])
+def test_tokens_never_cross_accounts_when_another_tool_changes_the_store(
+    make_broker,
+    configured: LocalProvider,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    no_secret_leaks,
+    new_process: bool,
+) -> None:
+    # pyinaturalist or `keyring set` replaces the stored account behind keyfob's back.
+    configured.add_oauth_user(SECOND_USERNAME, SECOND_PASSWORD)
+    no_secret_leaks.plant(SECOND_PASSWORD)
+    broker = make_broker()
+    store_only(monkeypatch, broker, DEMO_USERNAME, DEMO_PASSWORD)
+    first = broker.get_token("local")
+    store_only(monkeypatch, broker, SECOND_USERNAME, SECOND_PASSWORD)
+    if new_process:
+        broker = make_broker()
+    else:
+        clock.advance(STORE_TRUST)  # a long-running process asks the store again
+
+    second = broker.get_token("local")
+
+    assert sub_of(configured, first) == DEMO_USERNAME
+    assert sub_of(configured, second) == SECOND_USERNAME
+
+
+def test_a_cached_token_is_not_used_once_the_token_url_changed(
+    make_broker, configured: LocalProvider, home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_broker().get_token("local")
+    config = home / "config.toml"
+    # The same server under another name: a token_url of its own, no discovery.
+    config.write_text(
+        config.read_text().replace(
+            "[providers.local]", f'[providers.local]\ntoken_url = "{configured.url}/std/token"', 1
+        )
+    )
+
+    second = make_broker().get_token("local")
+
+    assert second.access_token != first.access_token
     assert configured.count("/std/token") == 2
 
 

@@ -44,6 +44,8 @@ ENTRY_FIELDS = (
     "identity_source",
     "leeway",
     "config_sig",
+    "endpoint",
+    "checked",
 )
 TOKEN_FIELDS = (
     "access_token",
@@ -77,6 +79,8 @@ def full_entry(access_token: str = "access-token-value-1") -> Entry:
         identity_source="store",
         leeway=30.0,
         config_sig="/somewhere/config.toml|123|45",
+        endpoint="https://auth.example.test/token",
+        checked=1_899_996_401.5,
     )
 
 
@@ -643,7 +647,7 @@ def test_the_sqlite_columns_are_the_fields_of_the_entry(tmp_path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     assert columns == ["provider", "account", *FIELDS]
-    assert version == SCHEMA_VERSION == 2  # a change of FIELDS: bump both
+    assert version == SCHEMA_VERSION == 3  # a change of FIELDS: bump both
 
 
 def test_every_set_aside_file_is_kept(tmp_path: Path) -> None:

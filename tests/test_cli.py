@@ -14,8 +14,10 @@ import pytest
 
 from conftest import CliRun, Leaks
 from keyfob import _paths
+from keyfob._identity import STORE_TRUST
 from keyfob.cache import Entry
-from keyfob.cache.sqlite import read_entry
+from keyfob.cache.sqlite import SQLiteCache, read_entry
+from keyfob.secretstore import FileStore
 from keyfob.testing import (
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,
@@ -328,3 +330,34 @@ def test_identity_change_fetches_that_accounts_token(
     assert theirs != mine
     assert configured.count("/std/token") == before + 1
     assert me(configured, theirs) == "other-user"
+
+
+def test_the_cached_path_notices_another_tool_changing_the_stored_account_within_its_bound(
+    configured: LocalProvider, cli: CliRun, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
+) -> None:
+    # The account lives in the secret store alone (as pyinaturalist or `keyring set`
+    # leave it); another tool then stores a second account in its place.
+    second, second_password = "second-user", "second-user-password-4242"
+    configured.add_oauth_user(second, second_password)
+    no_secret_leaks.plant(second_password)
+    stored = dict(configured.environ())
+    store = FileStore(str(Path(_paths.data_dir()) / "secrets.json"))
+    for var in ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD"):
+        store.set("keyfob:local", var.removeprefix("LOCAL_").lower(), stored[var])
+        monkeypatch.delenv(var)
+    first = cli("token", "local").stdout.strip()
+    assert me(configured, first) == DEMO_USERNAME
+    store.set("keyfob:local", "username", second)
+    store.set("keyfob:local", "password", second_password)
+
+    # Within STORE_TRUST of the library's last comparison the cached path answers...
+    assert cli("token", "local").stdout.strip() == first
+    # ...after it, the full command line compares the store and gets the second's.
+    cache = SQLiteCache(_paths.cache_dir())
+    entry = cache.get(("local", ""))
+    assert entry is not None and entry.identity_source == "store"
+    cache.put(("local", ""), entry.replace(checked=time.time() - STORE_TRUST - 1))
+    later = cli("token", "local")
+
+    assert later.returncode == 0, later.stderr
+    assert me(configured, later.stdout.strip()) == second

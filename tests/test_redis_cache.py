@@ -244,19 +244,19 @@ def test_token_key_expires_with_the_access_token_and_refresh_key_on_its_own(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    assert abs(client.ttl(f"keyfob:2:token:{h}") - 600) <= 2
-    assert abs(client.ttl(f"keyfob:2:refresh:{h}") - 86400) <= 2
+    assert abs(client.ttl(f"keyfob:3:token:{h}") - 600) <= 2
+    assert abs(client.ttl(f"keyfob:3:refresh:{h}") - 86400) <= 2
 
 
 def test_a_token_that_never_expires_has_no_ttl(server: RedisServer) -> None:
     cache = redis_cache(server.url, local=NullCache())
     cache.put(KEY, Entry(Token("never-expiring-token")))
-    assert server.client().ttl(f"keyfob:2:token:{key_hash(KEY)}") == -1
+    assert server.client().ttl(f"keyfob:3:token:{key_hash(KEY)}") == -1
 
 
 def test_a_refresh_token_without_expiry_has_no_ttl(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 0))
-    assert server.client().ttl(f"keyfob:2:refresh:{key_hash(KEY)}") == -1
+    assert server.client().ttl(f"keyfob:3:refresh:{key_hash(KEY)}") == -1
 
 
 def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
@@ -265,7 +265,7 @@ def test_redis_keys_hold_neither_names_nor_secrets(server: RedisServer) -> None:
     with cache.lock(("local", "alice@example.org")):
         keys = set(server.client().keys("*"))
     h = key_hash(("local", "alice@example.org"))
-    assert keys == {f"keyfob:2:token:{h}", f"keyfob:2:refresh:{h}", f"keyfob:lock:{h}"}
+    assert keys == {f"keyfob:3:token:{h}", f"keyfob:3:refresh:{h}", f"keyfob:lock:{h}"}
 
 
 def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
@@ -274,15 +274,15 @@ def test_the_access_token_and_the_refresh_token_live_in_separate_keys(
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
     client = server.client()
     h = key_hash(KEY)
-    in_token_key = str(client.get(f"keyfob:2:token:{h}"))
-    in_refresh_key = str(client.get(f"keyfob:2:refresh:{h}"))
+    in_token_key = str(client.get(f"keyfob:3:token:{h}"))
+    in_refresh_key = str(client.get(f"keyfob:3:refresh:{h}"))
     assert "token-access-1" in in_token_key and "refresh-access-1" not in in_token_key
     assert "refresh-access-1" in in_refresh_key and "token-access-1" not in in_refresh_key
 
 
 def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) -> None:
     redis_cache(server.url, local=NullCache()).put(KEY, entry_expiring(600, 86400))
-    server.client().delete(f"keyfob:2:token:{key_hash(KEY)}")  # as its TTL would
+    server.client().delete(f"keyfob:3:token:{key_hash(KEY)}")  # as its TTL would
 
     got = redis_cache(server.url, local=NullCache()).get(KEY)
 
@@ -302,7 +302,7 @@ def test_refresh_token_outlives_its_expired_access_token(server: RedisServer) ->
     ],
 )
 def test_a_value_keyfob_did_not_write_is_a_miss(server: RedisServer, value: str) -> None:
-    server.client().set(f"keyfob:2:token:{key_hash(KEY)}", value)
+    server.client().set(f"keyfob:3:token:{key_hash(KEY)}", value)
     assert redis_cache(server.url, local=NullCache()).get(KEY) is None
 
 
@@ -347,7 +347,7 @@ def test_dropping_a_refused_token_keeps_its_refresh_token(server: RedisServer) -
 
 
 def test_drop_leaves_a_value_keyfob_did_not_write_alone(server: RedisServer) -> None:
-    name = f"keyfob:2:token:{key_hash(KEY)}"
+    name = f"keyfob:3:token:{key_hash(KEY)}"
     server.client().set(name, "not json at all")
     warnings: list[str] = []
     cache = redis_cache(server.url, local=NullCache(), on_warning=warnings.append)
@@ -510,7 +510,7 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
         retry_after=0.2,
     )
     b = machine(cache)
-    token_key = f"keyfob:2:token:{key_hash(KEY)}"
+    token_key = f"keyfob:3:token:{key_hash(KEY)}"
     first = b.get_token("local")
     assert stored_access_token(own_server, token_key) == first.access_token
 
@@ -600,7 +600,7 @@ def test_broker_uses_redis_when_a_cache_url_is_configured(
     shared: LocalProvider, server: RedisServer
 ) -> None:
     token = keyfob.get_token("local")
-    assert stored_access_token(server, f"keyfob:2:token:{key_hash(KEY)}") == token.access_token
+    assert stored_access_token(server, f"keyfob:3:token:{key_hash(KEY)}") == token.access_token
     assert f"127.0.0.1:{server.port}" in wiring.default().cache.describe()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ def cached_answer(args: list[str]) -> str | None:
     entry = read_entry(_paths.cache_file(), (provider, account))
     if entry is None or entry.config_sig != _paths.config_signature():
         return None
-    if _identity.trusts(provider, entry, os.environ) is not True:
+    now = time.time()
+    if _identity.trusts(provider, entry, os.environ, now) is not True:
         return None
-    if entry.token.state(None, entry.leeway) is not TokenState.FRESH:
+    if entry.token.state(now, entry.leeway) is not TokenState.FRESH:
         return None
     if args[0] == "token":
         return entry.token.access_token

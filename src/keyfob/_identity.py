@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 # Secret names whose value is a token: the identity is derived, never used raw.
 TOKEN_NAMES = frozenset({"token"})
 
+#: Seconds the command line's cached-token path trusts an entry whose identity is
+#: the secret store's after the library last compared the two (``Entry.checked``).
+#: Reading the keyring costs the command line 100 ms and more (its import, D-Bus),
+#: so it cannot ask on every call; within this bound, another tool that changes the
+#: stored account (pyinaturalist, `keyring set`) is noticed by the next call that
+#: goes through the library, which compares and stamps the entry again. A minute:
+#: a loop of `keyfob token` calls pays one slow call a minute, and a person who
+#: switches accounts elsewhere gets the new one's token within that minute. The
+#: library itself compares at first use in a process, and again after this long.
+STORE_TRUST = 60.0
+
 
 def _digest(text: str) -> str:
     # hashlib loads OpenSSL (2-4 ms on the cached-token path); CPython's own
@@ -48,35 +59,33 @@ def fingerprint(provider: str, values: Mapping[str, str]) -> str:
     return _digest("keyfob-identity\0" + text)
 
 
-def verdict(provider: str, entry: Entry, found: Mapping[str, str], total: int) -> bool | None:
-    """Does ``entry`` belong to the identity whose names ``found`` holds (of ``total``)?
-    True, False, or ``None`` when only the secret store can tell."""
+def trusts(provider: str, entry: Entry, environ: Mapping[str, str], now: float) -> bool | None:
+    """Does ``entry`` belong to the identity the environment names, as the cached-token
+    path sees it (``entry.identity_env`` is ``"name=VAR,name=VAR"``)? True, False, or
+    ``None`` when only the secret store can tell (the full command line then asks)."""
+    pairs = [item.split("=", 1) for item in entry.identity_env.split(",") if "=" in item]
+    found = {name: environ[var] for name, var in pairs if environ.get(var)}
     if not found:
-        # Nothing named here: the identity is the stored one, which is what an
-        # entry saved from the store belongs to.
-        return True if entry.identity_source == "store" else None
-    if len(found) < total:
+        # Nothing named here: the identity is the stored one. An entry saved from
+        # the store is trusted while the library's last comparison is recent.
+        if entry.identity_source == "store" and 0 <= now - entry.checked < STORE_TRUST:
+            return True
+        return None
+    if len(found) < len(pairs):
         return None
     return fingerprint(provider, found) == entry.fingerprint
 
 
-def trusts(provider: str, entry: Entry, environ: Mapping[str, str]) -> bool | None:
-    """:func:`verdict` from the environment alone, as the cached-token path sees it
-    (``entry.identity_env`` is ``"name=VAR,name=VAR"``)."""
-    pairs = [item.split("=", 1) for item in entry.identity_env.split(",") if "=" in item]
-    found = {name: environ[var] for name, var in pairs if environ.get(var)}
-    return verdict(provider, entry, found, len(pairs))
-
-
 class Identity:
-    """Whose token is asked for: the identity names' values from the arguments and
-    the environment, and only where those cannot tell, from the secret store.
+    """Whose token is asked for, and from where: the identity names' values from the
+    arguments and the environment, the rest from the secret store (compared again
+    after ``STORE_TRUST`` seconds), and the provider's endpoint.
 
     ``owns(entry)`` is the one answer to "is this cached token this identity's?",
     for the memory, the cache and the look under the lock alike.
     """
 
-    __slots__ = ("_lookup", "_stored", "direct", "names", "provider")
+    __slots__ = ("_asked", "_clock", "_lookup", "_mine", "direct", "endpoint", "names", "provider")
 
     def __init__(
         self,
@@ -84,28 +93,38 @@ class Identity:
         names: tuple[str, ...],
         direct: Mapping[str, str],
         lookup: Callable[[tuple[str, ...]], Mapping[str, str]],
+        *,
+        endpoint: str = "",
+        clock: Callable[[], float],
     ) -> None:
         self.provider = provider
         self.names = names
         self.direct = direct
+        self.endpoint = endpoint
         self._lookup = lookup  # the store, asked only for the names not given directly
-        self._stored: str | None = None
+        self._clock = clock
+        self._mine: str | None = None
+        self._asked = 0.0  # when the store was asked
+
+    @property
+    def from_store(self) -> bool:
+        """Whether some of its names come from the secret store."""
+        return len(self.direct) < len(self.names)
 
     def fingerprint(self) -> str:
         """The identity's fingerprint, "" when no name is known anywhere."""
-        if self._stored is None:
+        stale = self.from_store and self._clock() - self._asked >= STORE_TRUST
+        if self._mine is None or stale:
             values = dict(self.direct)
             rest = tuple(n for n in self.names if n not in values)
             if rest:
                 values.update(self._lookup(rest))
-            self._stored = fingerprint(self.provider, values) if values else ""
-        return self._stored
+                self._asked = self._clock()
+            self._mine = fingerprint(self.provider, values) if values else ""
+        return self._mine
 
     def owns(self, entry: Entry) -> bool:
-        if self.direct and len(self.direct) == len(self.names):
-            return self.fingerprint() == entry.fingerprint  # computed once per identity
-        said = verdict(self.provider, entry, self.direct, len(self.names))
-        if said is not None:
-            return said
+        if entry.endpoint != self.endpoint:
+            return False  # a token of another server (token_url or issuer changed)
         mine = self.fingerprint()
-        return not mine or mine == entry.fingerprint
+        return mine == entry.fingerprint if self.direct else (not mine or mine == entry.fingerprint)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from keyfob import config
-from keyfob._identity import Identity
+from keyfob._identity import STORE_TRUST, Identity
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.errors import (
@@ -171,7 +171,9 @@ class Broker:
             def stored(names: tuple[str, ...]) -> dict[str, str]:
                 return self.credentials(p, account, {}, names).values
 
-            identity = Identity(p.name, p.identity, dict(direct), stored)
+            identity = Identity(
+                p.name, p.identity, dict(direct), stored, endpoint=p.endpoint, clock=self.clock
+            )
             self._identities[key] = identity
         return identity
 
@@ -275,8 +277,12 @@ class Broker:
             entry = None  # another account's token: never crosses over
         old = entry.token if entry else None
         if refresh is True:
-            old = old if p.kind.supersedes else None
-            creds = _without_refresh_token(p, creds)
+            rest = _without_refresh_token(creds)
+            if not p.kind.supersedes and not ("refresh_token" in creds and p.kind.missing(p, rest)):
+                # The grant has its own secrets: no kept token of any kind is used.
+                old, creds = None, rest
+            # Else the kept token is the only secret there is (a renewed personal
+            # token, a rotated refresh token): renewing it is the grant.
         token = yield from self._obtain(p, key, creds, old, bool(refresh))
         self.save(p, key, token, creds, arguments)
         return token
@@ -293,7 +299,9 @@ class Broker:
         if p is None:
             return None
         identity = self.identity(p, key[1], credentials)
-        if identity is not hit[2] and not identity.owns(hit[0]):
+        # The same identity, all of it given directly, owns what it owned; one read
+        # from the store is asked again once it is STORE_TRUST old.
+        if (identity is not hit[2] or identity.from_store) and not identity.owns(hit[0]):
             return None
         return hit[0].token
 
@@ -318,10 +326,13 @@ class Broker:
         identity = self.identity(p, key[1], arguments)
         if not identity.owns(entry):
             return None
-        if not identity.direct and entry.identity_source != "store":
-            # Saved from the environment, now found in the store: say so, so that
-            # the cached-token path can answer next time.
-            entry = entry.replace(identity_source="store")
+        now = self.clock()
+        if not identity.direct and (
+            entry.identity_source != "store" or not 0 <= now - entry.checked < STORE_TRUST / 2
+        ):
+            # Compared with the store just now: say so, so that the cached-token path
+            # can answer for a while (_identity.STORE_TRUST).
+            entry = entry.replace(identity_source="store", checked=now)
             self._cache_call("write", self.cache.put, key, entry)
         self._memory[key] = (entry, entry.token.fresh_until(p.leeway), identity)
         return entry.token
@@ -407,6 +418,8 @@ class Broker:
             identity_source=_identity_source(p, creds, self.store.kind),
             leeway=p.leeway,
             config_sig=self.settings.signature,
+            endpoint=p.endpoint,
+            checked=self.clock(),
         )
         self._cache_call("write", self.cache.put, key, entry)
         identity = self.identity(p, key[1], arguments or {})
@@ -464,16 +477,12 @@ class Broker:
             log.info("%s: the server refused a token; dropping it from the cache", provider)
 
 
-def _without_refresh_token(p: Provider, creds: Credentials) -> Credentials:
-    """The secrets without a refresh token, where the grant has the others it needs: a
-    kept refresh token is no way around ``refresh=True`` unless it is all there is."""
-    if "refresh_token" not in creds:
-        return creds
+def _without_refresh_token(creds: Credentials) -> Credentials:
     rest = Credentials()
     for name, value in creds.values.items():
         if name != "refresh_token":
             rest.add(name, value, creds.sources[name])
-    return creds if p.kind.missing(p, rest) else rest
+    return rest
 
 
 def _fingerprint(p: Provider, creds: Credentials) -> str:

@@ -34,10 +34,21 @@ _KINDS = {
     "identity_source": "text",
     "leeway": "number",
     "config_sig": "text",
+    "endpoint": "text",
+    "checked": "number",
 }
 #: the keys of ``Entry.to_dict``: the token's fields, then the entry's own
 FIELDS = tuple(_KINDS)
-_META = ("fingerprint", "label", "identity_env", "identity_source", "leeway", "config_sig")
+_META = (
+    "fingerprint",
+    "label",
+    "identity_env",
+    "identity_source",
+    "leeway",
+    "config_sig",
+    "endpoint",
+    "checked",
+)
 
 
 class Entry:
@@ -63,6 +74,8 @@ class Entry:
     identity_source: str
     leeway: float
     config_sig: str
+    endpoint: str
+    checked: float
 
     def __init__(
         self,
@@ -74,6 +87,8 @@ class Entry:
         identity_source: str = "direct",
         leeway: float = 60.0,
         config_sig: str = "",
+        endpoint: str = "",
+        checked: float = 0.0,
     ) -> None:
         # Frozen: a cache may hand the same entry to every caller.
         fields = {
@@ -84,6 +99,8 @@ class Entry:
             "identity_source": identity_source,
             "leeway": leeway,
             "config_sig": config_sig,
+            "endpoint": endpoint,
+            "checked": checked,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)

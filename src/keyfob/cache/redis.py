@@ -51,7 +51,7 @@ from keyfob.token import Token
 log = logging.getLogger("keyfob")
 
 PREFIX = "keyfob"
-FORMAT = 2  # of the stored values; change it with keyfob.cache.FIELDS
+FORMAT = 3  # of the stored values; change it with keyfob.cache.FIELDS
 DEFAULT_LEASE = 30.0  # a killed holder blocks the others at most this long
 DEFAULT_WAIT = 120.0  # then go on under the local lock alone, with a warning
 DEFAULT_RETRY_AFTER = 5.0  # while Redis is down, try it again at most this often

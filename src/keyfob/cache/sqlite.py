@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from keyfob.token import Token
 
 APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
-SCHEMA_VERSION = 2  # 2: one column per Entry.to_dict field, no "saved"
+SCHEMA_VERSION = 3  # 2: one column per Entry.to_dict field, no "saved"; 3: endpoint, checked
 BUSY_TIMEOUT = 10.0
 
 # One column per field of the entry's serialization, without a declared type:

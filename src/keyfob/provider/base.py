@@ -71,6 +71,11 @@ class Provider:
         return self.env.get(name) or f"{self.env_prefix}_{name.upper()}"
 
     @property
+    def endpoint(self) -> str:
+        """Where its tokens come from: a token of another server is not its own."""
+        return self.token_url or self.issuer or self.refresh_url or ""
+
+    @property
     def identity_env(self) -> str:
         return ",".join(f"{name}={self.env_var(name)}" for name in self.identity)
 
