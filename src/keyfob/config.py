@@ -99,12 +99,13 @@ def _number(value: object, name: str, path: str) -> float:
     return number
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
-
-
 def is_loopback(host: str) -> bool:
+    """A literal loopback address, or ``localhost`` itself.
+
+    Not ``*.localhost`` or ``ip6-localhost``: those names are looked up (in
+    DNS, or a hosts file), and the answer need not be loopback."""
     host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
