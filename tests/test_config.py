@@ -293,3 +293,61 @@ def test_a_keyfob_timeout_that_is_not_a_number_exits_2(
     done = cli("token", "twitter", env={"KEYFOB_TIMEOUT": "abc"})
     assert done.returncode == 2
     assert "KEYFOB_TIMEOUT" in one_line_error(done.stderr)
+
+
+# --------------------------------------------------------------------------- the environment
+@pytest.mark.parametrize("value", ["verbose", "WARN", "error", "3"])
+def test_an_unknown_keyfob_log_names_the_accepted_levels(
+    configured: LocalProvider, cli: CliRun, value: str
+) -> None:
+    done = cli("token", "twitter", env={"KEYFOB_LOG": value})
+    assert done.returncode == 2
+    line = one_line_error(done.stderr)
+    assert "KEYFOB_LOG" in line and "debug, info, warning" in line
+    assert configured.count("/oauth2/token") == 0
+
+
+def test_an_unknown_keyfob_log_is_refused_even_with_a_cached_token(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    assert cli("token", "twitter").returncode == 0
+    done = cli("token", "twitter", env={"KEYFOB_LOG": "verbose"})
+    assert done.returncode == 2 and done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["Info", " debug ", ""])
+def test_keyfob_log_levels_are_read_in_any_case(
+    configured: LocalProvider, cli: CliRun, value: str
+) -> None:
+    done = cli("token", "twitter", env={"KEYFOB_LOG": value})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("KEYFOB_KEYRING", "fiel", "file, keyring"),
+        ("KEYFOB_KEYRING", "none", "file, keyring"),
+        ("KEYFOB_KEYRING_TIMEOUT", "abc", "above 0"),
+        ("KEYFOB_KEYRING_TIMEOUT", "inf", "above 0"),
+        ("KEYFOB_KEYRING_TIMEOUT", "nan", "above 0"),
+        ("KEYFOB_KEYRING_TIMEOUT", "0", "above 0"),
+    ],
+)
+def test_a_keyring_setting_keyfob_cannot_use_exits_2_naming_what_fits(
+    configured: LocalProvider, cli: CliRun, name: str, value: str, accepted: str
+) -> None:
+    done = cli("status", env={name: value})
+    assert done.returncode == 2
+    line = one_line_error(done.stderr)
+    assert name in line and accepted in line
+
+
+@pytest.mark.parametrize("var", ["A=B", "1TOKEN", "MY-TOKEN", ""])
+def test_exec_env_that_is_not_a_variable_name_exits_2_before_any_token(
+    configured: LocalProvider, cli: CliRun, var: str
+) -> None:
+    done = cli("exec", "twitter", "--env", var, "--", "true")
+    assert done.returncode == 2
+    assert "--env" in one_line_error(done.stderr)
+    assert configured.count("/oauth2/token") == 0

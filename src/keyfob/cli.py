@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -177,6 +178,11 @@ def exec_(provider: str, account: str | None, var: str | None, command: tuple[st
         command = command[1:]
     if not command:
         raise click.UsageError("give the command to run after --")
+    if var is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+        raise ConfigError(
+            f"--env {var!r} is not an environment variable name",
+            hint="use letters, digits and _, not starting with a digit, e.g. --env API_TOKEN",
+        )
     t = _broker_().get_token(provider, account=account)
     name = var or "".join(c if c.isalnum() else "_" for c in provider.upper()) + "_TOKEN"
     env = dict(os.environ)
@@ -257,15 +263,24 @@ class _Formatter(logging.Formatter):
         return f"keyfob: {level}{record.getMessage()}"
 
 
+#: what KEYFOB_LOG may say
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
 def _setup_logging(debug: bool) -> None:
-    level_name = "debug" if debug else os.environ.get("KEYFOB_LOG", "warning").lower()
-    level = {"debug": logging.DEBUG, "info": logging.INFO}.get(level_name, logging.WARNING)
+    """Log to stderr at KEYFOB_LOG's level; a level keyfob does not know is a ConfigError."""
+    level_name = os.environ.get("KEYFOB_LOG", "").strip().lower() or "warning"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     root = logging.getLogger("keyfob")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if debug else LOG_LEVELS.get(level_name, logging.WARNING))
     root.propagate = False
+    if level_name not in LOG_LEVELS:
+        raise ConfigError(
+            f"KEYFOB_LOG={level_name!r} is not one of {', '.join(LOG_LEVELS)}",
+            hint="set KEYFOB_LOG=debug, info or warning, or unset it",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args[:cut]
     if debug:
         args = [a for a in args[:cut] if a != "--debug"] + args[cut:]
-    _setup_logging(debug)
     try:
+        _setup_logging(debug)
         cli.main(args=args, prog_name="keyfob", standalone_mode=False)
     except KeyfobError as exc:
         if debug:
