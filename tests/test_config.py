@@ -351,3 +351,27 @@ def test_exec_env_that_is_not_a_variable_name_exits_2_before_any_token(
     assert done.returncode == 2
     assert "--env" in one_line_error(done.stderr)
     assert configured.count("/oauth2/token") == 0
+
+
+# --------------------------------------------------------------------------- [cache] url
+def test_a_redis_url_without_the_redis_package_is_one_line_naming_the_extra(
+    configured: LocalProvider, cli: CliRun, tmp_path: Path, no_secret_leaks: Leaks
+) -> None:
+    no_secret_leaks.plant("made-up-redis-password")
+    # A `redis` that cannot be imported stands first on the path, as on a machine
+    # where keyfob was installed without its [redis] extra.
+    (tmp_path / "no-redis" / "redis").mkdir(parents=True)
+    (tmp_path / "no-redis" / "redis" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'redis'\", name='redis')\n"
+    )
+    env = {
+        "PYTHONPATH": str(tmp_path / "no-redis"),
+        "KEYFOB_CACHE_URL": "redis://:made-up-redis-password@127.0.0.1:6399/0",
+    }
+    done = cli("token", "twitter", env=env)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("keyfob: warning: ") and "pip install 'keyfob[redis]'" in line
+    assert "made-up-redis-password" not in line
+    status = cli("status", "twitter", env=env)
+    assert status.returncode == 0 and len(status.stderr.splitlines()) == 1
