@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+import click
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -375,3 +376,30 @@ def test_a_redis_url_without_the_redis_package_is_one_line_naming_the_extra(
     assert "made-up-redis-password" not in line
     status = cli("status", "twitter", env=env)
     assert status.returncode == 0 and len(status.stderr.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- help
+def test_every_option_of_every_command_has_help_text() -> None:
+    from keyfob.cli import cli as group
+
+    commands = [group, *group.commands.values()]
+    missing = [
+        f"{command.name} {param.opts[0]}"
+        for command in commands
+        for param in command.params
+        if isinstance(param, click.Option) and not (param.help or "").strip()
+    ]
+    assert missing == []
+
+
+def test_top_level_help_lists_every_command_without_cutting_a_sentence(cli: CliRun) -> None:
+    from keyfob.cli import cli as group
+
+    done = cli("--help", env={"COLUMNS": "80"})
+    assert done.returncode == 0
+    listed = done.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(group.commands)
+    for line in listed:
+        assert not line.endswith("..."), line
+        assert line.rstrip().endswith((".", ")")), line
+    assert "Exit status:" in done.stdout and "KEYFOB_LOG" in done.stdout
