@@ -208,27 +208,90 @@ def test_config_file_is_read_into_the_registry(home: Path) -> None:
 
 # --------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize(
-    "table",
+    ("table", "near"),
     [
-        {"token_url": "https://auth.example.com/token", "token_uri": "https://x.example/t"},
-        {"token_url": "https://auth.example.com/token", "secret": "s"},
+        (
+            {"token_url": "https://auth.example.com/token", "token_uri": "https://x.example/t"},
+            "token_url",
+        ),
+        ({"token_url": "https://auth.example.com/token", "scopes": "read"}, "scope"),
+        ({"token_url": "https://auth.example.com/token", "secret": "not-shown-4321"}, None),
     ],
-    ids=["typo", "secret"],
+    ids=["typo", "plural", "secret"],
 )
-def test_unknown_setting_is_a_config_error_that_names_it(
-    table: dict[str, Any], no_secret_leaks: Any
+def test_unknown_setting_is_one_warning_with_the_nearest_known_name(
+    table: dict[str, Any], near: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     unknown = (set(table) - {"token_url"}).pop()
+    known = registry(settings(myapi=table))
+    assert known["myapi"].token_url == "https://auth.example.com/token"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"`{unknown}`" in warning and "[providers.myapi]" in warning
+    assert "/cfg/config.toml" in warning
+    if near:
+        assert f"did you mean `{near}`?" in warning
+    else:
+        assert "token_url" in warning  # no near name: the known ones
+    assert str(table[unknown]) not in warning
+
+
+def test_unknown_setting_on_a_builtin_warns_and_keeps_the_builtin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    known = registry(settings(twitter={"tokenurl": "https://api.twitter.com/oauth2/tokn"}))
+    assert known["twitter"] == BUILTINS["twitter"]
+    assert "did you mean `token_url`?" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "builtin"),
+    [
+        ("inaturalst", "inaturalist"),
+        ("inaturailst", "inaturalist"),
+        ("treesnaps", "treesnap"),
+        ("twiter", "twitter"),
+    ],
+)
+def test_a_table_one_edit_from_a_builtin_without_endpoints_says_did_you_mean(
+    name: str, builtin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    known = registry(settings(**{name: {"leeway": 30}}))
+    assert name not in known
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"[providers.{name}]" in warning and f"did you mean {builtin}?" in warning
+
+
+def test_a_table_one_edit_from_a_builtin_with_its_own_endpoint_is_a_new_provider(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    known = registry(settings(twiter={"token_url": "https://auth.example.com/token"}))
+    assert known["twiter"].token_url == "https://auth.example.com/token"
+    assert "did you mean" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("a-b", "a_b"), ("a_b", "a.b"), ("my-api", "my_api")]
+)
+def test_two_providers_reading_the_same_variables_refuse_the_second(
+    first: str, second: str, no_secret_leaks: Any
+) -> None:
+    table = {"token_url": "https://auth.example.com/token"}
     with pytest.raises(ConfigError) as exc:
-        registry(settings(myapi=table))
+        registry(settings(**{first: table, second: table}))
     text = checked(no_secret_leaks, exc)
-    assert unknown in text
-    assert "/cfg/config.toml" in text
+    assert f"[providers.{second}]" in text and f"as {first}" in text
+    assert "env_prefix" in exc.value.hint
 
 
-def test_unknown_setting_on_a_builtin_is_a_config_error() -> None:
-    with pytest.raises(ConfigError):
-        registry(settings(twitter={"tokenurl": "https://api.twitter.com/oauth2/token"}))
+def test_a_declared_provider_named_like_a_builtins_variables_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"INAT_.*inaturalist"):
+        registry(settings(inat={"token_url": "https://auth.example.com/token"}))
+
+
+def test_an_explicit_env_prefix_may_share_variables_on_purpose() -> None:
+    table = {"token_url": "https://auth.example.com/token", "env_prefix": "A_B"}
+    known = registry(settings(**{"a-b": table, "a_b": table}))
+    assert known["a-b"].env_var("client_id") == known["a_b"].env_var("client_id")
 
 
 @pytest.mark.parametrize("grant", ["implicit", "authorization-code", "PASSWORD", ""])
@@ -262,10 +325,22 @@ def test_plain_http_override_of_a_builtin_to_a_public_host_is_a_config_error() -
         registry(settings(inaturalist={"token_url": "http://www.inaturalist.org/oauth/token"}))
 
 
-@pytest.mark.parametrize("leeway", [-1, "60", True])
+@pytest.mark.parametrize("leeway", [-1, "60", True, float("inf"), float("nan"), 1e300])
 def test_leeway_must_be_non_negative_seconds(leeway: Any) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"/cfg/config.toml: \[providers.twitter\] leeway"):
         registry(settings(twitter={"leeway": leeway}))
+
+
+@pytest.mark.parametrize("port", ["99999", "abc", "0", "-1"])
+def test_an_endpoint_port_that_is_not_a_port_names_the_key_and_the_file(
+    port: str, no_secret_leaks: Any
+) -> None:
+    table = {"token_url": f"https://auth.example.com:{port}/token"}
+    with pytest.raises(ConfigError) as exc:
+        registry(settings(myapi=table))
+    text = checked(no_secret_leaks, exc)
+    assert "/cfg/config.toml" in text and "[providers.myapi] token_url" in text
+    assert "port" in text
 
 
 @pytest.mark.parametrize("name", ["My API", "-x", "a/b", "ÜBER"])

@@ -327,7 +327,6 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting(
         "http://[::1]:8080/token",
         "http://localhost/token",
         "http://LOCALHOST:80/token",
-        "http://auth.localhost/token",
     ],
 )
 def test_check_url_allows_plain_http_to_loopback(url: str) -> None:

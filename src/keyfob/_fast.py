@@ -34,8 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cached_answer(args: list[str]) -> str | None:
     if len(args) < 2 or args[0] not in ("token", "header"):
         return None
-    if os.environ.get("KEYFOB_LOG", "").lower() == "debug":
-        return None
+    if os.environ.get("KEYFOB_LOG", "").strip().lower() not in ("", "info", "warning"):
+        return None  # debug, or a level the full command line refuses
     provider, account, rest = None, "", args[1:]
     while rest:
         arg = rest.pop(0)

@@ -119,10 +119,14 @@ class Broker:
         try:
             return self.providers[name]
         except KeyError:
+            import difflib  # only on the way to an error
+
+            near = difflib.get_close_matches(name, self.providers, n=1)
+            known = f"known: {', '.join(sorted(self.providers))}"
             raise ConfigError(
                 f"unknown provider {name!r}",
-                hint=f"known: {', '.join(sorted(self.providers))}; declare others in "
-                f"{self.settings.path}",
+                hint=(f"did you mean {near[0]}? " if near else "")
+                + f"{known}; declare others in {self.settings.path}",
             ) from None
 
     def resolved(self, p: Provider) -> Provider:

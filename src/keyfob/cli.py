@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,11 +39,34 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+ACCOUNT_HELP = "A named account (default: the one the secrets name)."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks and debug logs (also after the command name)."
+)
 @click.version_option(package_name="keyfob")
 def cli(debug: bool) -> None:
-    """Get, keep, refresh and apply API access tokens."""
+    """Get, keep, refresh and apply API access tokens.
+
+    \b
+      keyfob login inaturalist    ask once, keep the secrets in the keyring
+      keyfob token inaturalist    a valid token: cached, refreshed when due
+      keyfob exec twitter -- CMD  run CMD with the token in TWITTER_TOKEN
+
+    Tokens and headers go to stdout; every message goes to stderr.
+
+    \b
+    Exit status: 0 success; 2 usage or configuration; 3 credentials
+    missing, rejected or locked away; 4 the provider or the network failed.
+
+    \b
+    Environment: KEYFOB_CONFIG (the config file), KEYFOB_HOME (one folder
+    for config, cache and secrets file), KEYFOB_LOG (debug, info, warning),
+    KEYFOB_KEYRING (file, keyring), KEYFOB_CACHE_URL (a redis:// URL),
+    KEYFOB_TIMEOUT (seconds).
+    """
 
 
 @cli.command()
@@ -59,7 +83,7 @@ def providers() -> None:
 
 @cli.command()
 @click.argument("provider")
-@click.option("--account", default=None, help="A named account (default: the identity's own).")
+@click.option("--account", default=None, help=ACCOUNT_HELP)
 @click.option("--flow", type=click.Choice(FLOWS), default=None, help="How to log in.")
 @click.option(
     "--no-browser", is_flag=True, help="--flow browser: print the address instead of opening it."
@@ -132,7 +156,7 @@ def _duration(seconds: float) -> str:
 
 @cli.command()
 @click.argument("provider")
-@click.option("--account", default=None)
+@click.option("--account", default=None, help=ACCOUNT_HELP)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -163,7 +187,7 @@ def token(provider: str, account: str | None, refresh: bool, as_json: bool) -> N
 
 @cli.command()
 @click.argument("provider")
-@click.option("--account", default=None)
+@click.option("--account", default=None, help=ACCOUNT_HELP)
 def header(provider: str, account: str | None) -> None:
     """Print `Authorization: Bearer …`."""
     click.echo("Authorization: " + _broker_().get_token(provider, account=account).authorization)
@@ -172,15 +196,26 @@ def header(provider: str, account: str | None) -> None:
 # Options may follow PROVIDER (`exec PROVIDER --env VAR -- CMD…`); `--` ends them.
 @cli.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("provider")
-@click.option("--account", default=None)
-@click.option("--env", "var", default=None, help="Variable for the token (<PROVIDER>_TOKEN).")
+@click.option("--account", default=None, help=ACCOUNT_HELP)
+@click.option(
+    "--env", "var", default=None, help="The variable for the token (default: <PROVIDER>_TOKEN)."
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(provider: str, account: str | None, var: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND with the token in an environment variable, writing it nowhere."""
+    """Run COMMAND with the token in its environment.
+
+    The token goes in one variable (--env) and is written nowhere else. Put --
+    before COMMAND: keyfob exec twitter -- curl URL
+    """
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         raise click.UsageError("give the command to run after --")
+    if var is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+        raise ConfigError(
+            f"--env {var!r} is not an environment variable name",
+            hint="use letters, digits and _, not starting with a digit, e.g. --env API_TOKEN",
+        )
     t = _broker_().get_token(provider, account=account)
     name = var or "".join(c if c.isalnum() else "_" for c in provider.upper()) + "_TOKEN"
     env = dict(os.environ)
@@ -197,7 +232,10 @@ def exec_(provider: str, account: str | None, var: str | None, command: tuple[st
 @cli.command()
 @click.argument("provider", required=False)
 def status(provider: str | None) -> None:
-    """A table: provider, account, token kind, expires in, where secrets are kept."""
+    """Tokens and secrets: when each expires, where each is kept.
+
+    A table: provider, account, token kind, expires in, where each secret is kept.
+    """
     b = _broker_()
     rows = Accounts(b).status(provider)
     header_ = ("PROVIDER", "ACCOUNT", "TOKEN", "EXPIRES IN", "SECRETS")
@@ -229,7 +267,7 @@ def status(provider: str | None) -> None:
 
 @cli.command()
 @click.argument("provider")
-@click.option("--account", default=None)
+@click.option("--account", default=None, help=ACCOUNT_HELP)
 def refresh(provider: str, account: str | None) -> None:
     """Get a new token now: the cached one renewed, else the provider's grant."""
     t = _broker_().renew(provider, account=account)
@@ -238,7 +276,7 @@ def refresh(provider: str, account: str | None) -> None:
 
 @cli.command()
 @click.argument("provider")
-@click.option("--account", default=None)
+@click.option("--account", default=None, help=ACCOUNT_HELP)
 @click.option("--revoke", is_flag=True, help="Also revoke the token at the server.")
 def logout(provider: str, account: str | None, revoke: bool) -> None:
     """Forget cached tokens and stored secrets (and revoke)."""
@@ -249,7 +287,11 @@ def logout(provider: str, account: str | None, revoke: bool) -> None:
 @cli.command()
 @click.option("--keep", is_flag=True, help="Keep the throw-away folder and print its path.")
 def demo(keep: bool) -> None:
-    """The life of a token against a local provider keyfob starts itself, offline."""
+    """The life of a token, offline, against a local provider.
+
+    keyfob starts the provider itself and works in a throw-away folder: your
+    keyring and token cache are not touched.
+    """
     from keyfob.demo import run
 
     run(keep=keep)
@@ -261,15 +303,24 @@ class _Formatter(logging.Formatter):
         return f"keyfob: {level}{record.getMessage()}"
 
 
+#: what KEYFOB_LOG may say
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
 def _setup_logging(debug: bool) -> None:
-    level_name = "debug" if debug else os.environ.get("KEYFOB_LOG", "warning").lower()
-    level = {"debug": logging.DEBUG, "info": logging.INFO}.get(level_name, logging.WARNING)
+    """Log to stderr at KEYFOB_LOG's level; a level keyfob does not know is a ConfigError."""
+    level_name = os.environ.get("KEYFOB_LOG", "").strip().lower() or "warning"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     root = logging.getLogger("keyfob")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if debug else LOG_LEVELS.get(level_name, logging.WARNING))
     root.propagate = False
+    if level_name not in LOG_LEVELS:
+        raise ConfigError(
+            f"KEYFOB_LOG={level_name!r} is not one of {', '.join(LOG_LEVELS)}",
+            hint="set KEYFOB_LOG=debug, info or warning, or unset it",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,8 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args[:cut]
     if debug:
         args = [a for a in args[:cut] if a != "--debug"] + args[cut:]
-    _setup_logging(debug)
     try:
+        _setup_logging(debug)
         cli.main(args=args, prog_name="keyfob", standalone_mode=False)
     except KeyfobError as exc:
         if debug:

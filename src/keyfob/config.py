@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import math
 import os
 import tomllib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,20 @@ class HttpSettings:
 #: the schemes of a shared cache URL (Redis; the one place that says so)
 CACHE_SCHEMES = ("redis://", "rediss://")
 
+#: what config.toml may hold; anything else is warned about and ignored
+SECTIONS = ("providers", "cache", "http")
+CACHE_KEYS = ("url",)
+#: [http] key -> the range it may take: seconds (a timeout above 0), or a count for retries
+HTTP_RANGES: Mapping[str, tuple[float, float]] = {
+    "connect_timeout": (0.0, 600.0),
+    "timeout": (0.0, 3600.0),
+    "retries": (0, 20),
+    "max_wait": (0.0, 86400.0),
+}
+_ABOVE_ZERO = frozenset({"connect_timeout", "timeout"})
+
+log = logging.getLogger("keyfob")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,15 +52,35 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Here, not when the cache opens: the broker turns cache failures into warnings.
-        if self.cache_url and not self.cache_url.startswith(CACHE_SCHEMES):
-            raise ConfigError(
-                f"the cache URL {safe_url(self.cache_url)} is not a redis:// or rediss:// URL",
-                hint=f"fix [cache] url in {self.path}, or KEYFOB_CACHE_URL",
-            )
+        if self.cache_url:
+            where = f"fix [cache] url in {self.path}, or KEYFOB_CACHE_URL"
+            if not self.cache_url.startswith(CACHE_SCHEMES):
+                raise ConfigError(
+                    f"the cache URL {safe_url(self.cache_url)} is not a redis:// or rediss:// URL",
+                    hint=where,
+                )
+            if _bad_port(self.cache_url):
+                raise ConfigError(
+                    f"the cache URL {safe_url(self.cache_url)} has a port that is not a number "
+                    "from 1 to 65535",
+                    hint=where,
+                )
+
+    def __repr__(self) -> str:
+        # Neither the cache URL's password nor whatever a provider table holds.
+        cache = safe_url(self.cache_url) if self.cache_url else None
+        return (
+            f"Settings(path={self.path!r}, providers={sorted(self.providers)!r}, "
+            f"cache_url={cache!r}, http={self.http!r})"
+        )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read config.toml (missing is fine) and the KEYFOB_* variables."""
+    """Read config.toml (missing is fine) and the KEYFOB_* variables.
+
+    A value of the wrong type or out of range is a ``ConfigError`` naming the
+    key and the file; an unknown section or key is a warning naming the
+    nearest known one."""
     env = os.environ if environ is None else environ
     path = _paths.config_file()
     signature = _paths.config_signature()
@@ -61,24 +97,44 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
+    for name, value in data.items():
+        if name not in SECTIONS:
+            what = (
+                f"section [{name}]"
+                if isinstance(value, dict)
+                else f"key `{name}` outside a section"
+            )
+            warn_unknown(path, what, name, SECTIONS, sections=True)
     providers = data.get("providers", {})
     if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
-        raise ConfigError(f"{path}: [providers.NAME] must be tables")
-    cache = data.get("cache", {})
-    http = data.get("http", {})
-    if not isinstance(cache, dict) or not isinstance(http, dict):
-        raise ConfigError(f"{path}: [cache] and [http] must be tables")
+        raise ConfigError(
+            f"{path}: [providers.NAME] must be tables",
+            hint=f"fix {path}: one [providers.NAME] table per provider",
+        )
+    cache = _table(data, "cache", path)
+    http = _table(data, "http", path)
+    for name in cache:
+        if name not in CACHE_KEYS:
+            warn_unknown(path, f"key `{name}` in [cache]", name, CACHE_KEYS)
+    for name in [n for n in http if n not in HTTP_RANGES]:
+        warn_unknown(path, f"key `{name}` in [http]", name, tuple(HTTP_RANGES))
+        http = {k: v for k, v in http.items() if k != name}
 
     cache_url = env.get("KEYFOB_CACHE_URL") or cache.get("url")
     if cache_url is not None and not isinstance(cache_url, str):
-        raise ConfigError(f"{path}: [cache] url must be a string")
+        raise ConfigError(
+            f"{path}: [cache] url must be a string", hint=f"fix [cache] url in {path}"
+        )
 
-    timeout = env.get("KEYFOB_TIMEOUT") or http.get("timeout", HttpSettings.timeout)
+    values = {key: _setting(http[key], key, f"[http] {key}", path) for key in http}
+    if env.get("KEYFOB_TIMEOUT"):
+        values["timeout"] = _setting(env["KEYFOB_TIMEOUT"], "timeout", "KEYFOB_TIMEOUT", None)
+    defaults = HttpSettings()
     http_settings = HttpSettings(
-        connect_timeout=_number(http.get("connect_timeout", 5), "http.connect_timeout", path),
-        timeout=_number(timeout, "http.timeout (or KEYFOB_TIMEOUT)", path),
-        retries=int(_number(http.get("retries", 3), "http.retries", path)),
-        max_wait=_number(http.get("max_wait", 60), "http.max_wait", path),
+        connect_timeout=values.get("connect_timeout", defaults.connect_timeout),
+        timeout=values.get("timeout", defaults.timeout),
+        retries=int(values.get("retries", defaults.retries)),
+        max_wait=values.get("max_wait", defaults.max_wait),
     )
     return Settings(
         path=path,
@@ -89,22 +145,68 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def _number(value: object, name: str, path: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{path}: {name} must be a number of seconds") from None
-    if number < 0:
-        raise ConfigError(f"{path}: {name} must not be negative")
+def _table(data: Mapping[str, Any], name: str, path: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {name} must be a table", hint=f"write it as [{name}] in {path}")
+    return table
+
+
+def _setting(value: object, key: str, name: str, path: str | None) -> float:
+    """An [http] value (from ``path``, else the environment), checked against its range."""
+    low, high = HTTP_RANGES[key]
+    whole = key == "retries"
+    if whole:
+        what = f"a whole number from {low:g} to {high:g}"
+    elif key in _ABOVE_ZERO:
+        what = f"a number of seconds above {low:g}, at most {high:g}"
+    else:
+        what = f"a number of seconds from {low:g} to {high:g}"
+    where, fix = (f"{path}: ", f"fix {name} in {path}") if path else ("", f"fix or unset {name}")
+    if path is None and isinstance(value, str):
+        try:
+            value = int(value) if whole else float(value)
+        except ValueError:
+            raise ConfigError(f"{where}{name} must be {what}", hint=fix) from None
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        raise ConfigError(f"{where}{name} must be {what}, not {_type_name(value)}", hint=fix)
+    number = float(value)
+    too_low = number <= low if key in _ABOVE_ZERO else number < low
+    if not math.isfinite(number) or too_low or number > high:
+        raise ConfigError(f"{where}{name} must be {what}, not {value!r}", hint=fix)
     return number
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+def _type_name(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    names = {str: "a string", bool: "true/false", list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def warn_unknown(
+    path: str, what: str, name: str, known: Sequence[str], *, sections: bool = False
+) -> None:
+    """One line: ``what`` is unknown and ignored, and the nearest known name."""
+    import difflib  # only when something is wrong
+
+    near = difflib.get_close_matches(name, known, n=1)
+    if near:
+        hint = f"did you mean `{near[0]}`?"
+    elif sections and name in HTTP_RANGES:
+        hint = f"did you mean `{name}` under [http]?"
+    else:
+        hint = f"known: {', '.join(known)}"
+    log.warning("%s: unknown %s, ignored (%s)", path, what, hint)
 
 
 def is_loopback(host: str) -> bool:
+    """A literal loopback address, or ``localhost`` itself.
+
+    Not ``*.localhost`` or ``ip6-localhost``: those names are looked up (in
+    DNS, or a hosts file), and the answer need not be loopback."""
     host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -114,7 +216,15 @@ def is_loopback(host: str) -> bool:
 
 def check_url(url: str, what: str) -> str:
     """Refuse anything but https://, or http:// to a loopback host."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{what} is not a URL: {safe_url(url)}") from None
+    if _bad_port(url):
+        raise ConfigError(
+            f"{what} has a port that is not a number from 1 to 65535: {safe_url(url)}",
+            hint=f"fix {what}",
+        )
     if parts.scheme == "https" and parts.hostname:
         return url
     if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
@@ -135,6 +245,14 @@ def safe_url(url: str) -> str:
     except ValueError:
         return "<invalid URL>"
     host = parts.hostname or ""
-    if parts.port:
+    if not _bad_port(url) and parts.port:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _bad_port(url: str) -> bool:
+    """Whether the URL names a port that is not one (``:abc``, ``:99999``, ``:0``)."""
+    try:
+        return urllib.parse.urlsplit(url).port == 0
+    except ValueError:
+        return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from keyfob import _paths
-from keyfob.errors import StorageError
+from keyfob.errors import ConfigError, StorageError
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
@@ -271,11 +272,37 @@ def secrets_file() -> str:
     return os.path.join(_paths.data_dir(), "secrets.json")
 
 
+#: what KEYFOB_KEYRING may say; unset or empty: the keyring, else the file where none exists
+CHOICES = ("file", "keyring")
+MAX_TIMEOUT = 600.0
+
+
+def store_settings(env: Mapping[str, str]) -> tuple[str, float]:
+    """KEYFOB_KEYRING and KEYFOB_KEYRING_TIMEOUT, checked: a ``ConfigError`` names what fits."""
+    choice = env.get("KEYFOB_KEYRING", "").strip().lower()
+    if choice and choice not in CHOICES:
+        raise ConfigError(
+            f"KEYFOB_KEYRING={choice!r} is not one of {', '.join(CHOICES)}",
+            hint="set KEYFOB_KEYRING=file (a 0600 file) or keyring (the system keyring), "
+            "or unset it",
+        )
+    raw = env.get("KEYFOB_KEYRING_TIMEOUT", "").strip()
+    try:
+        timeout = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        timeout = math.nan
+    if not 0 < timeout <= MAX_TIMEOUT:  # nan and inf too
+        raise ConfigError(
+            f"KEYFOB_KEYRING_TIMEOUT must be a number of seconds above 0, at most {MAX_TIMEOUT:g}",
+            hint=f"fix or unset KEYFOB_KEYRING_TIMEOUT (default {DEFAULT_TIMEOUT:g})",
+        )
+    return choice, timeout
+
+
 def open_store(environ: Mapping[str, str] | None = None) -> SecretStore:
     """The store this machine should use (see the module docstring)."""
     env = os.environ if environ is None else environ
-    choice = env.get("KEYFOB_KEYRING", "").strip().lower()
-    timeout = float(env.get("KEYFOB_KEYRING_TIMEOUT") or DEFAULT_TIMEOUT)
+    choice, timeout = store_settings(env)
     if choice == "file":
         return FileStore(secrets_file())
 

@@ -40,8 +40,17 @@ def cache_opener(
             local = MemoryCache()
         if not settings.cache_url:
             return local
-        from keyfob.cache.redis import RedisCache  # imports redis: only when configured
-
+        try:
+            from keyfob.cache.redis import RedisCache  # imports redis: only when configured
+        except ModuleNotFoundError as exc:
+            if exc.name != "redis" and not (exc.name or "").startswith("redis."):
+                raise
+            # As with Redis down: one warning, and this machine's cache alone.
+            on_warning(
+                f"the cache URL {config.safe_url(settings.cache_url)} needs the redis package: "
+                "pip install 'keyfob[redis]'; tokens are cached on this machine only"
+            )
+            return local
         return RedisCache(settings.cache_url, local=local, trust_local=fresh, on_warning=on_warning)
 
     return open_cache

@@ -9,11 +9,12 @@ its module, one line in ``BUILTINS``, its emulator module, its tests, the docs.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from keyfob.config import Settings, check_url
+from keyfob.config import Settings, check_url, warn_unknown
 from keyfob.errors import ConfigError
 from keyfob.provider import inaturalist, oauth2, treesnap, twitter
 from keyfob.provider.base import (
@@ -72,6 +73,11 @@ BUILTINS: dict[str, Provider] = {
     p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
 }
 
+#: a year: leeway beyond any token's life is a mistake (and inf or nan never a number)
+MAX_LEEWAY = 366 * 86400
+
+log = logging.getLogger("keyfob")
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -84,28 +90,73 @@ def registry(settings: Settings) -> dict[str, Provider]:
                 f"{settings.path}: provider name {name!r} must be lower-case letters, digits, "
                 "'-', '_' or '.'"
             )
-        known[name] = _configure(known.get(name), name, table, settings.path)
+        if name not in known and not set(table) & {*ENDPOINTS, "issuer"}:
+            builtin = next((b for b in BUILTINS if _one_edit(name, b)), None)
+            if builtin is not None:
+                # A new provider needs an endpoint: this is a built-in's name, mistyped.
+                log.warning(
+                    "%s: [providers.%s] declares no endpoint, ignored (did you mean %s?)",
+                    settings.path,
+                    name,
+                    builtin,
+                )
+                continue
+        p = _configure(known.get(name), name, table, settings.path)
+        if name not in BUILTINS and "env_prefix" not in table:
+            twin = next((o for o in known.values() if o.env_prefix == p.env_prefix), None)
+            if twin is not None:
+                raise ConfigError(
+                    f"{settings.path}: [providers.{name}] would read the same "
+                    f"{p.env_prefix}_* variables as {twin.name}",
+                    hint=f"give [providers.{name}] its own env_prefix, or rename it",
+                )
+        known[name] = p
     return known
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` is ``b`` with one letter added, dropped or changed, or two swapped."""
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1:
+            return a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return len(diff) == 1
+    if abs(len(a) - len(b)) != 1:
+        return False
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+
+
 def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path: str) -> Provider:
-    unknown = sorted(set(table) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(
-            f"{path}: [providers.{name}] has unknown setting(s): {', '.join(unknown)}",
-            hint=f"known settings: {', '.join(SETTINGS)}",
-        )
+    for key in table:
+        if key not in SETTINGS:
+            warn_unknown(path, f"key `{key}` in [providers.{name}]", key, SETTINGS)
+    table = {k: v for k, v in table.items() if k in SETTINGS}
     values: dict[str, Any] = {}
     for key, value in table.items():
+        fix = f"fix {key} in [providers.{name}] of {path}"
         if key == "leeway":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{path}: [providers.{name}] leeway must be seconds (>= 0)")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= MAX_LEEWAY
+            ):
+                raise ConfigError(
+                    f"{path}: [providers.{name}] leeway must be a number of seconds from 0 "
+                    f"to {MAX_LEEWAY}",
+                    hint=fix,
+                )
             values[key] = float(value)
             continue
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{path}: [providers.{name}] {key} must be a non-empty string")
+            raise ConfigError(
+                f"{path}: [providers.{name}] {key} must be a non-empty string", hint=fix
+            )
         if key in ENDPOINTS or key == "issuer":
-            check_url(value, f"[providers.{name}] {key}")
+            try:
+                check_url(value, f"[providers.{name}] {key}")
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
         values[key] = value.strip()
     if base is not None:
         if "grant" in values and values["grant"] != base.grant and base.builtin:
