@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
+import keyfob
 from keyfob.provider import BUILTINS
+from keyfob.testing import LocalProvider
 from provider_contract import Case, ProviderContract
 
 WRONG_PASSWORD = "wrong-password-0123456789"
@@ -25,3 +29,23 @@ def test_inaturalist_default_account_shares_pyinaturalist_keyring_service() -> N
     provider = BUILTINS["inaturalist"]
     assert provider.service() == "/inaturalist"
     assert provider.service("work") == "keyfob:inaturalist:work"
+
+
+def test_a_revoked_oauth_token_is_replaced_by_the_password_even_with_the_same_jwt(
+    configured: LocalProvider,
+) -> None:
+    # iNaturalist's JWT holds the user, the app and the expiry second only: a new
+    # OAuth token's JWT within the same second is byte for byte the old JWT. It
+    # came from a new grant, not from the refused secret, so it is no refusal.
+    while time.time() % 1 > 0.5:  # start early in a second: both JWTs share it
+        time.sleep(0.05)
+    first = keyfob.get_token("inaturalist")
+    assert first.refresh_token
+    configured.revoke(first.refresh_token)  # the kept OAuth token no longer trades
+
+    again = keyfob.get_token("inaturalist", refresh=True)
+
+    assert again.access_token == first.access_token  # the same second's JWT
+    assert again.refresh_token not in (None, first.refresh_token)  # from a new grant
+    assert configured.is_active(again.refresh_token or "")
+    assert configured.count("/oauth/token") == 2
