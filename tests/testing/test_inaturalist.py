@@ -99,6 +99,24 @@ def test_inat_api_token_is_an_hs512_jwt_with_user_claims(lp: LocalProvider) -> N
     assert abs(payload["iat"] - time.time()) < 5
 
 
+def test_inat_users_me_names_the_jwts_user(lp: LocalProvider) -> None:
+    jwt = inat_jwt(lp)
+    for authorization in (jwt, f"Bearer {jwt}"):
+        answer = call("GET", lp.url + "/v1/users/me", headers={"Authorization": authorization})
+        assert answer.status == 200
+        payload = answer.json()
+        assert payload["total_results"] == 1
+        user = payload["results"][0]
+        assert user["login"] == DEMO_INAT_USERNAME
+        assert user["id"] == jwt_parts(jwt)[1]["user_id"]
+
+
+def test_inat_users_me_without_a_jwt_is_401(lp: LocalProvider) -> None:
+    assert call("GET", lp.url + "/v1/users/me").status == 401
+    oauth = call("GET", lp.url + "/v1/users/me", bearer=inat_oauth(lp))
+    assert (oauth.status, oauth.json()) == (401, {"error": "Unauthorized", "status": 401})
+
+
 def test_inat_api_token_without_token_is_401(lp: LocalProvider) -> None:
     answer = call("GET", lp.url + "/users/api_token")
     assert answer.status == 401

@@ -4,6 +4,7 @@
 * ``/oauth/token``: password and authorization-code grants (PKCE), tokens with no
   ``expires_in``;
 * ``/users/api_token``: OAuth token -> HS512 JWT;
+* ``/v1/users/me``: the JWT's user (``id``, ``login``);
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
 * ``/oauth/revoke``.
 """
@@ -112,6 +113,7 @@ class INaturalist:
             "/oauth/authorize": {"GET": self.authorize},
             "/oauth/token": {"POST": self.token},
             "/users/api_token": {"GET": self.api_token},
+            "/v1/users/me": {"GET": self.me},
             "/oauth/revoke": {"POST": self.revoke},
         }
 
@@ -354,20 +356,41 @@ class INaturalist:
         jwt = jwt_encode(payload, self.jwt_key, "HS512", {"alg": "HS512"})
         return Response(200, {"api_token": jwt})
 
+    def _api_value(self, request: Request) -> str:
+        """The v1 API reads the JWT from ``Authorization``, with or without ``Bearer``."""
+        value = (request.headers.get("Authorization") or "").strip()
+        if value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        return value
+
+    def _user_of(self, jwt: str) -> str | None:
+        """The login of a live JWT's user; None: not a live JWT of ours."""
+        claims = jwt_decode(jwt, self.jwt_key, "HS512", time.time())
+        if claims is None or jwt in self.shared.revoked:
+            return None
+        user_id = claims.get("user_id")
+        return next((login for login, n in self.user_ids.items() if n == user_id), None)
+
+    def me(self, request: Request) -> Response:
+        """``GET /v1/users/me``: the JWT's user, as the v1 API answers a user."""
+        login = self._user_of(self._api_value(request))
+        if login is None:
+            return Response(401, dict(_UNAUTHORIZED))
+        user = {"id": self.user_ids[login], "login": login}
+        return Response(200, {"total_results": 1, "page": 1, "per_page": 1, "results": [user]})
+
     def observation(self, request: Request) -> Response:
         match = _OBSERVATION.fullmatch(request.path)
         assert match is not None
         observation_id = int(match.group(1))
-        value = (request.headers.get("Authorization") or "").strip()
-        if value[:7].lower() == "bearer ":
-            value = value[7:].strip()
+        value = self._api_value(request)
         owner = False
         if value:
             if _looks_like_jwt(value):
-                claims = jwt_decode(value, self.jwt_key, "HS512", time.time())
-                if claims is None or value in self.shared.revoked:
+                login = self._user_of(value)
+                if login is None:
                     return Response(401, dict(_UNAUTHORIZED))
-                owner = claims.get("user_id") == self.user_ids[DEMO_INAT_USERNAME]
+                owner = login == DEMO_INAT_USERNAME
             elif value not in self.tokens:
                 return Response(401, dict(_UNAUTHORIZED))
         result: dict[str, Any] = {
