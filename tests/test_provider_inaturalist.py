@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import keyfob
+from conftest import Leaks
 from keyfob.provider import BUILTINS
-from keyfob.testing import LocalProvider
+from keyfob.testing import DEMO_INAT_USERNAME, LocalProvider
 from provider_contract import Case, ProviderContract
 
 WRONG_PASSWORD = "wrong-password-0123456789"
@@ -49,3 +52,25 @@ def test_a_revoked_oauth_token_is_replaced_by_the_password_even_with_the_same_jw
     assert again.refresh_token not in (None, first.refresh_token)  # from a new grant
     assert configured.is_active(again.refresh_token or "")
     assert configured.count("/oauth/token") == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "description"),
+    [
+        ("suspended", "suspended", "This user has been suspended."),
+        ("child", "invalid_grant", "Please ask your parents for permission."),
+        ("unconfirmed", "invalid_grant", "You have to confirm your email address"),
+    ],
+)
+def test_an_account_inaturalist_refuses_says_why(
+    configured: LocalProvider, no_secret_leaks: Leaks, state: str, error: str, description: str
+) -> None:
+    configured.mark_inat_user(DEMO_INAT_USERNAME, state)
+
+    with pytest.raises(keyfob.InvalidCredentials) as caught:
+        keyfob.get_token("inaturalist")
+
+    no_secret_leaks.add("InvalidCredentials", caught.value.one_line())
+    assert caught.value.error == error
+    assert description in caught.value.one_line()
+    assert caught.value.hint
