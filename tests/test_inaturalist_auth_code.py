@@ -251,10 +251,20 @@ def test_auth_code_function_without_pkce_takes_the_secret_from_the_environment(
 def test_browser_login_token_serves_that_user_later_without_the_password(
     configured: LocalProvider,
 ) -> None:
-    # The JWT names its user, so the browser login's identity is the password
+    # The API names the JWT's user, so the browser login's identity is the password
     # login's: INAT_USERNAME (the same user) finds the cached token.
     token = keyfob.login("inaturalist", flow="browser", person=Browser())
+    assert configured.count("/v1/users/me") == 1  # the JWT names only a user id
     keyfob.wiring.reset()  # a new process: only the cache remembers
     logins = configured.count("/oauth/token")
     assert keyfob.get_token("inaturalist").access_token == token.access_token
     assert configured.count("/oauth/token") == logins
+
+
+def test_browser_login_works_when_the_api_cannot_say_whose_the_token_is(
+    configured: LocalProvider,
+) -> None:
+    configured.fail("/v1/users/me", 401)
+    token = keyfob.login("inaturalist", flow="browser", person=Browser())
+    assert "private_geojson" in observation(configured, token.access_token)
+    assert configured.count("/v1/users/me") == 1

@@ -8,7 +8,6 @@ entries both tools share, and tokens that never cross accounts.
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -42,10 +41,12 @@ WRONG_PASSWORD = "wrong-password-0123456789"
 INAT_VARS = ("INAT_USERNAME", "INAT_PASSWORD", "INAT_APP_ID", "INAT_APP_SECRET")
 
 
-def login_claim(jwt: str) -> str:
-    payload = jwt.split(".")[1]
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(data["login"])
+def whose(local: LocalProvider, jwt: str) -> str:
+    """The login the v1 API's ``/users/me`` names for ``jwt`` (iNaturalist's JWT holds
+    only a user id)."""
+    request = urllib.request.Request(f"{local.url}/v1/users/me", headers={"Authorization": jwt})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["results"][0]["login"])
 
 
 def observation(local: LocalProvider, token: str) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def unset_inat_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_environment_credentials_give_a_jwt_of_that_user(inat: LocalProvider) -> None:
-    assert login_claim(get_access_token()) == DEMO_INAT_USERNAME
+    assert whose(inat, get_access_token()) == DEMO_INAT_USERNAME
 
 
 def test_explicit_arguments_win_over_the_environment(
@@ -100,7 +101,7 @@ def test_explicit_arguments_win_over_the_environment(
 
     token = get_access_token(DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD)
 
-    assert login_claim(token) == DEMO_INAT_USERNAME
+    assert whose(inat, token) == DEMO_INAT_USERNAME
 
 
 def test_explicit_arguments_win_over_a_wrong_environment_password(
@@ -112,7 +113,7 @@ def test_explicit_arguments_win_over_a_wrong_environment_password(
         DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD, DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET
     )
 
-    assert login_claim(token) == DEMO_INAT_USERNAME
+    assert whose(inat, token) == DEMO_INAT_USERNAME
 
 
 def test_environment_wins_over_the_keyring(
@@ -123,7 +124,7 @@ def test_environment_wins_over_the_keyring(
 
     token = get_access_token()  # INAT_* of the demo user are set
 
-    assert login_claim(token) == DEMO_INAT_USERNAME
+    assert whose(inat, token) == DEMO_INAT_USERNAME
 
 
 def test_keyring_credentials_are_used_without_environment(
@@ -134,7 +135,7 @@ def test_keyring_credentials_are_used_without_environment(
         SECOND_USERNAME, SECOND_PASSWORD, DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET
     )
 
-    assert login_claim(get_access_token()) == SECOND_USERNAME
+    assert whose(inat, get_access_token()) == SECOND_USERNAME
 
 
 # -- what the token unlocks ----------------------------------------------------
@@ -261,7 +262,7 @@ def test_cached_token_never_crosses_accounts(
 
     second = get_access_token()
 
-    assert login_claim(first) == DEMO_INAT_USERNAME
-    assert login_claim(second) == SECOND_USERNAME
+    assert whose(inat, first) == DEMO_INAT_USERNAME
+    assert whose(inat, second) == SECOND_USERNAME
     assert "private_geojson" not in observation(inat, second)  # not the owner's
     assert inat.count("/oauth/token") == 2

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+import keyfob
 from conftest import CliRun, Leaks
 from keyfob.provider import BUILTINS
-from keyfob.testing import LocalProvider
+from keyfob.testing import DEMO_INAT_USERNAME, LocalProvider
 from provider_contract import Case, ProviderContract
 
 WRONG_PASSWORD = "wrong-password-0123456789"
@@ -58,3 +63,45 @@ def test_refresh_command_renews_with_the_kept_oauth_token(
 
     assert done.returncode == 0, done.stderr
     assert configured.count("/oauth/token") == before  # no password: the cheap renewal
+
+
+def test_a_revoked_oauth_token_is_replaced_by_the_password_even_with_the_same_jwt(
+    configured: LocalProvider,
+) -> None:
+    # iNaturalist's JWT holds the user, the app and the expiry second only: a new
+    # OAuth token's JWT within the same second is byte for byte the old JWT. It
+    # came from a new grant, not from the refused secret, so it is no refusal.
+    while time.time() % 1 > 0.5:  # start early in a second: both JWTs share it
+        time.sleep(0.05)
+    first = keyfob.get_token("inaturalist")
+    assert first.refresh_token
+    configured.revoke(first.refresh_token)  # the kept OAuth token no longer trades
+
+    again = keyfob.get_token("inaturalist", refresh=True)
+
+    assert again.access_token == first.access_token  # the same second's JWT
+    assert again.refresh_token not in (None, first.refresh_token)  # from a new grant
+    assert configured.is_active(again.refresh_token or "")
+    assert configured.count("/oauth/token") == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "description"),
+    [
+        ("suspended", "suspended", "This user has been suspended."),
+        ("child", "invalid_grant", "Please ask your parents for permission."),
+        ("unconfirmed", "invalid_grant", "You have to confirm your email address"),
+    ],
+)
+def test_an_account_inaturalist_refuses_says_why(
+    configured: LocalProvider, no_secret_leaks: Leaks, state: str, error: str, description: str
+) -> None:
+    configured.mark_inat_user(DEMO_INAT_USERNAME, state)
+
+    with pytest.raises(keyfob.InvalidCredentials) as caught:
+        keyfob.get_token("inaturalist")
+
+    no_secret_leaks.add("InvalidCredentials", caught.value.one_line())
+    assert caught.value.error == error
+    assert description in caught.value.one_line()
+    assert caught.value.hint

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import keyfob
 from conftest import CliRun, Leaks
 from keyfob.provider.treesnap import personal
 from keyfob.testing import LocalProvider
@@ -72,4 +73,21 @@ def test_treesnap_refreshed_token_supersedes_old_one_in_env(
     again = cli("token", "treesnap", env={"TREESNAP_TOKEN": old})
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == new
+    assert configured.count("/web-services/v1/refresh-tokens") == 1
+
+
+def test_a_revoked_personal_token_is_refused_not_handed_back(
+    configured: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refreshing it is refused, and the only other way to a token is the same
+    # personal token: that is the refusal, not a new token.
+    token = configured.issue_treesnap_token()
+    monkeypatch.setenv("TREESNAP_TOKEN", token)
+    assert keyfob.get_token("treesnap").access_token == token
+    configured.revoke(token)
+
+    with pytest.raises(keyfob.InvalidCredentials) as caught:
+        keyfob.get_token("treesnap", refresh=True)
+
+    assert caught.value.hint
     assert configured.count("/web-services/v1/refresh-tokens") == 1

@@ -162,7 +162,8 @@ class Accounts:
             ),
             person,
         )
-        for name, value in (kind.identify(p, token) if kind.identify else {}).items():
+        named = b.transport.run(kind.identify(resolved, token)) if kind.identify else {}
+        for name, value in named.items():
             if name not in creds:
                 creds.add(name, value, "login")
                 names = (*names, name)

@@ -382,13 +382,13 @@ class Broker:
             if (
                 refused is not None
                 and old is not None
-                and token.access_token
-                in (
-                    old.access_token,
-                    old.refresh_token,
-                )
+                and token.access_token in (old.access_token, old.refresh_token)
+                and token.access_token in {v.strip() for v in creds.values.values()}
             ):
-                raise refused  # the refused token is the only one there is (a revoked personal one)
+                # The acquire handed back the very secret that was refused (a revoked
+                # personal or pasted token): the only one there is. A token from a new
+                # grant may equal the old one (iNaturalist's JWT of the same second).
+                raise refused
             if token.state(self.clock(), p.leeway) is not TokenState.FRESH:
                 flow = kind.renew(p, token, creds, now)
                 if flow is not None:  # a personal token in its last tenth: refresh it now

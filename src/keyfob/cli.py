@@ -269,7 +269,11 @@ def status(provider: str | None) -> None:
 @click.argument("provider")
 @click.option("--account", default=None, help=ACCOUNT_HELP)
 def refresh(provider: str, account: str | None) -> None:
-    """Get a new token now: the cached one renewed, else the provider's grant."""
+    """Renew the token now, the cheap way.
+
+    The cached token is renewed (its refresh token, iNaturalist's kept OAuth
+    token); without one, the provider's grant runs again.
+    """
     t = _broker_().renew(provider, account=account)
     _say(f"{provider}: new token; {_expiry(t.expires)}")
 

@@ -4,17 +4,26 @@ browser login (authorize endpoint, authorization-code grant with PKCE)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from keyfob.testing import DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET, DEMO_INAT_USERNAME, LocalProvider
+from keyfob.testing import (
+    DEMO_INAT_APP_ID,
+    DEMO_INAT_APP_SECRET,
+    DEMO_INAT_PASSWORD,
+    DEMO_INAT_USERNAME,
+    LocalProvider,
+)
+from keyfob.testing.inaturalist import DEMO_INAT_EMAIL
 from testing.client import (
     Answer,
     b64url_json,
@@ -28,6 +37,24 @@ from testing.client import (
 
 
 # --------------------------------------------------------------------------- iNaturalist
+@contextlib.contextmanager
+def marked(lp: LocalProvider, state: str) -> Iterator[None]:
+    """The demo user marked ``state`` for a while (the emulator serves the whole module)."""
+    lp.mark_inat_user(DEMO_INAT_USERNAME, state)
+    try:
+        yield
+    finally:
+        lp.mark_inat_user(DEMO_INAT_USERNAME, None)
+
+
+def whose(lp: LocalProvider, jwt: str) -> str:
+    """The login ``GET /v1/users/me`` names for ``jwt``."""
+    answer = call("GET", lp.url + "/v1/users/me", headers={"Authorization": jwt})
+    assert answer.status == 200, answer.body
+    login: str = answer.json()["results"][0]["login"]
+    return login
+
+
 def test_inat_password_grant_success_shape(lp: LocalProvider) -> None:
     before = int(time.time())
     answer = inat_token(lp)
@@ -44,15 +71,120 @@ def test_inat_each_grant_is_a_new_token(lp: LocalProvider) -> None:
     assert inat_oauth(lp) != inat_oauth(lp)
 
 
-def test_inat_wrong_password_is_invalid_grant(lp: LocalProvider) -> None:
+def test_inat_wrong_password_is_invalid_grant_in_inaturalists_words(lp: LocalProvider) -> None:
     answer = inat_token(lp, password="not-the-password")
     assert answer.status == 400
     assert answer.json() == {
         "error": "invalid_grant",
-        "error_description": "The provided authorization grant is invalid, expired, revoked, "
-        "does not match the redirection URI used in the authorization request, or was issued "
-        "to another client.",
+        "error_description": "Invalid email, username, or password.",
     }
+
+
+def test_inat_password_grant_takes_the_user_as_login_email_or_username(
+    lp: LocalProvider,
+) -> None:
+    for field, name in (
+        ("login", DEMO_INAT_USERNAME),
+        ("email", DEMO_INAT_EMAIL),
+        ("username", DEMO_INAT_EMAIL.upper()),  # an email, in any case
+    ):
+        form = {
+            "grant_type": "password",
+            "client_id": DEMO_INAT_APP_ID,
+            "client_secret": DEMO_INAT_APP_SECRET,
+            field: name,
+            "password": DEMO_INAT_PASSWORD,
+        }
+        answer = call("POST", lp.url + "/oauth/token", form=form)
+        assert answer.status == 200, (field, answer.body)
+        jwt = call("GET", lp.url + "/users/api_token", bearer=answer.json()["access_token"])
+        assert whose(lp, jwt.json()["api_token"]) == DEMO_INAT_USERNAME
+
+
+def test_inat_login_comes_before_username(lp: LocalProvider) -> None:
+    # doorkeeper.rb: params[:login] || params[:email] || params[:username]
+    answer = inat_token(lp, login=DEMO_INAT_USERNAME, username="nobody-at-all")
+    assert answer.status == 200
+
+
+def test_inat_wrong_password_is_invalid_grant_even_for_an_unknown_app(
+    lp: LocalProvider,
+) -> None:
+    # Doorkeeper asks for the resource owner before it judges the client.
+    answer = inat_token(lp, password="not-the-password", client_id="no-such-app")
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_grant")
+
+
+def test_inat_suspended_user_is_refused_with_401_suspended(lp: LocalProvider) -> None:
+    with marked(lp, "suspended"):
+        answer = inat_token(lp)
+    assert answer.status == 401
+    assert answer.json() == {
+        "error": "suspended",
+        "error_description": "This user has been suspended.",
+        "suspended_until": None,
+    }
+
+
+def test_inat_child_without_permission_is_invalid_grant_of_its_own(lp: LocalProvider) -> None:
+    with marked(lp, "child"):
+        answer = inat_token(lp)
+    assert answer.status == 400
+    assert answer.json() == {
+        "error": "invalid_grant",
+        "error_description": "Please ask your parents for permission.",
+    }
+
+
+def test_inat_unconfirmed_account_is_invalid_grant_of_its_own(lp: LocalProvider) -> None:
+    with marked(lp, "unconfirmed"):
+        answer = inat_token(lp)
+    assert answer.status == 400
+    assert answer.json() == {
+        "error": "invalid_grant",
+        "error_description": "You have to confirm your email address before continuing.",
+    }
+
+
+def test_inat_marks_need_the_right_password_and_can_be_lifted(lp: LocalProvider) -> None:
+    with marked(lp, "suspended"):
+        wrong = inat_token(lp, password="not-the-password")
+    assert wrong.json()["error_description"] == "Invalid email, username, or password."
+    assert inat_token(lp).status == 200  # lifted
+    with pytest.raises(ValueError):
+        lp.mark_inat_user(DEMO_INAT_USERNAME, "banned")
+
+
+def test_inat_password_grant_takes_a_requested_scope(lp: LocalProvider) -> None:
+    assert inat_token(lp, scope="login").json()["scope"] == "login"
+    answer = inat_token(lp, scope="write admin")
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_scope")
+
+
+def test_inat_client_credentials_grant_gives_an_app_token_without_a_user(
+    lp: LocalProvider,
+) -> None:
+    answer = call(
+        "POST",
+        lp.url + "/oauth/token",
+        form={"grant_type": "client_credentials"},
+        auth=(DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET),
+    )
+    assert answer.status == 200
+    payload = answer.json()
+    assert set(payload) == {"access_token", "token_type", "scope", "created_at"}
+    assert payload["scope"] == "write login"
+    # no user: no JWT
+    assert call("GET", lp.url + "/users/api_token", bearer=payload["access_token"]).status == 401
+
+
+def test_inat_client_credentials_grant_needs_the_app_secret(lp: LocalProvider) -> None:
+    answer = call(
+        "POST",
+        lp.url + "/oauth/token",
+        form={"grant_type": "client_credentials", "client_id": DEMO_INAT_APP_ID},
+    )
+    assert (answer.status, answer.json()["error"]) == (401, "invalid_client")
 
 
 def test_inat_unknown_user_is_invalid_grant(lp: LocalProvider) -> None:
@@ -78,7 +210,8 @@ def test_inat_unknown_client_is_invalid_client(lp: LocalProvider) -> None:
 
 
 def test_inat_other_grant_type_is_unsupported_grant_type(lp: LocalProvider) -> None:
-    answer = inat_token(lp, grant_type="client_credentials")
+    # grant_flows: authorization_code, client_credentials, password; no use_refresh_token
+    answer = inat_token(lp, grant_type="refresh_token")
     assert answer.status == 400
     assert answer.json()["error"] == "unsupported_grant_type"
 
@@ -89,14 +222,50 @@ def test_inat_missing_password_is_invalid_request(lp: LocalProvider) -> None:
     assert answer.json()["error"] == "invalid_request"
 
 
-def test_inat_api_token_is_an_hs512_jwt_with_user_claims(lp: LocalProvider) -> None:
+def test_inat_api_token_is_an_hs512_jwt_of_user_app_and_expiry_only(lp: LocalProvider) -> None:
     header, payload, signature = jwt_parts(inat_jwt(lp))
-    assert header["alg"] == "HS512"
+    assert header == {"alg": "HS512"}
     assert len(signature) == 64
-    assert payload["login"] == DEMO_INAT_USERNAME
+    assert set(payload) == {"user_id", "oauth_application_id", "exp"}
     assert isinstance(payload["user_id"], int)
-    assert payload["exp"] - payload["iat"] == 86400
-    assert abs(payload["iat"] - time.time()) < 5
+    assert isinstance(payload["oauth_application_id"], int)
+    assert abs(payload["exp"] - 86400 - time.time()) < 5
+
+
+def test_inat_two_jwts_of_one_second_are_the_same(lp: LocalProvider) -> None:
+    while time.time() % 1 > 0.5:  # both within one second
+        time.sleep(0.05)
+    first, second = inat_oauth(lp), inat_oauth(lp)
+    assert first != second
+    jwts = [
+        call("GET", lp.url + "/users/api_token", bearer=token).json()["api_token"]
+        for token in (first, second)
+    ]
+    assert jwts[0] == jwts[1]
+
+
+def test_inat_api_token_needs_the_write_scope(lp: LocalProvider) -> None:
+    answer = call("GET", lp.url + "/users/api_token", bearer=inat_oauth(lp, scope="login"))
+    assert answer.status == 403
+    assert answer.json()["error"] == "insufficient_scope"
+
+
+def test_inat_users_me_names_the_jwts_user(lp: LocalProvider) -> None:
+    jwt = inat_jwt(lp)
+    for authorization in (jwt, f"Bearer {jwt}"):
+        answer = call("GET", lp.url + "/v1/users/me", headers={"Authorization": authorization})
+        assert answer.status == 200
+        payload = answer.json()
+        assert payload["total_results"] == 1
+        user = payload["results"][0]
+        assert user["login"] == DEMO_INAT_USERNAME
+        assert user["id"] == jwt_parts(jwt)[1]["user_id"]
+
+
+def test_inat_users_me_without_a_jwt_is_401(lp: LocalProvider) -> None:
+    assert call("GET", lp.url + "/v1/users/me").status == 401
+    oauth = call("GET", lp.url + "/v1/users/me", bearer=inat_oauth(lp))
+    assert (oauth.status, oauth.json()) == (401, {"error": "Unauthorized", "status": 401})
 
 
 def test_inat_api_token_without_token_is_401(lp: LocalProvider) -> None:
@@ -421,8 +590,16 @@ def test_code_with_its_verifier_gives_an_oauth_token_that_trades_for_a_jwt(
     body = answer.json()
     assert body["token_type"] == "Bearer"
     assert "expires_in" not in body
+    assert body["scope"] == "write login"  # the default scopes
     jwt = call("GET", lp.url + "/users/api_token", bearer=body["access_token"]).json()["api_token"]
-    assert jwt_parts(jwt)[1]["login"] == DEMO_INAT_USERNAME
+    assert whose(lp, jwt) == DEMO_INAT_USERNAME
+
+
+def test_code_of_a_suspended_user_is_refused_with_401_suspended(lp: LocalProvider) -> None:
+    code, verifier = inat_code(lp)
+    with marked(lp, "suspended"):
+        answer = redeem(lp, code, verifier)
+    assert (answer.status, answer.json()["error"]) == (401, "suspended")
 
 
 def test_code_with_app_secret_in_basic_auth_is_accepted(lp: LocalProvider) -> None:

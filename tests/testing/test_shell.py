@@ -399,6 +399,6 @@ def test_environ_holds_the_demo_credentials(lp: LocalProvider) -> None:
 
 def test_without_demo_accounts_demo_credentials_are_refused() -> None:
     with LocalProvider(demo_accounts=False) as provider:
-        assert inat_token(provider).status == 401
+        assert inat_token(provider).status == 400  # the user is judged before the app
         assert tw_token(provider).status == 403
         assert std_token(provider, {"grant_type": "client_credentials"}).status == 401

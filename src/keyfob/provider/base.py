@@ -200,9 +200,9 @@ class Kind:
     resolve: Resolve | None = None
     label: Callable[[Provider, Credentials], str] = no_label
     interactive: Interactive | None = None
-    #: the identity names a token itself tells (after a browser login, where no
-    #: username was typed)
-    identify: Callable[[Provider, Token], dict[str, str]] | None = None
+    #: a flow to the identity names a token tells, asking the provider where the token
+    #: itself does not say (after a browser login, where no username was typed)
+    identify: Callable[[Provider, Token], Flow[dict[str, str]]] | None = None
     #: the stored secret a renewed token replaces (TreeSnap's personal token)
     supersedes: str | None = None
     #: the secret names of the client (app): its id, and its secret

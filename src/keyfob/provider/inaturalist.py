@@ -9,10 +9,11 @@ a new JWT then costs one GET, not the password again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from keyfob import _jwt, grants
-from keyfob.errors import ConfigError, ProviderError
+from keyfob import grants
+from keyfob.errors import ConfigError, KeyfobError, ProviderError
 from keyfob.flow import Flow, HttpRequest
 from keyfob.provider import oauth2
 from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
@@ -20,6 +21,8 @@ from keyfob.secretstore import Credentials
 from keyfob.token import Token
 
 JWT_LIFETIME = 24 * 3600.0
+
+log = logging.getLogger("keyfob")
 
 
 def trade(p: Provider, oauth_token: str, now: float) -> Flow[Token]:
@@ -66,11 +69,29 @@ def interactive(
     return oauth2.interactive(p, creds, flow, clock=clock, timeout=timeout)
 
 
-def identify(p: Provider, token: Token) -> dict[str, str]:
-    """The JWT names its user (``login``): a browser login then has the same identity
-    as a password login of that user."""
-    claims = _jwt.claims(token.access_token) or {}
-    login = claims.get("login")
+def identify(p: Provider, token: Token) -> Flow[dict[str, str]]:
+    """Whose a browser login's token is: iNaturalist's JWT names only a ``user_id``, so
+    ``GET /users/me`` of the v1 API (the JWT as ``Authorization``) tells the ``login``.
+    The login then has the identity of a password login as that user. Best effort: when
+    the API cannot say, the login keeps no username and works all the same."""
+    if not p.api_url or not token.access_token:
+        return {}
+    try:
+        response = yield HttpRequest(
+            "GET",
+            f"{p.api_url.rstrip('/')}/users/me",
+            "iNaturalist's users/me endpoint",
+            headers={"Authorization": token.access_token},
+            secrets=(token.access_token,),
+        )
+        assert response is not None
+        data = response.json() if response.status == 200 else None
+    except KeyfobError as exc:
+        log.info("inaturalist: could not ask whose the token is (%s)", type(exc).__name__)
+        return {}
+    results = data.get("results") if isinstance(data, dict) else None
+    user = results[0] if isinstance(results, list) and results else None
+    login = user.get("login") if isinstance(user, dict) else None
     return {"username": login} if isinstance(login, str) and login else {}
 
 

@@ -1,9 +1,19 @@
-"""iNaturalist as keyfob meets it: Doorkeeper OAuth, the JWT trade, observations.
+"""iNaturalist as its own code says it is: Doorkeeper configured by iNaturalist's
+``config/initializers/doorkeeper.rb``, the errors of its ``OauthTokensController``,
+the JWT trade, and two endpoints of the v1 API.
 
 * ``/oauth/authorize``: auto-approved as a signed-in user, or denied, on demand;
-* ``/oauth/token``: password and authorization-code grants (PKCE), tokens with no
-  ``expires_in``;
-* ``/users/api_token``: OAuth token -> HS512 JWT;
+* ``/oauth/token``: the grants ``authorization_code`` (PKCE), ``client_credentials``
+  and ``password`` (the user as ``login``, ``email`` or ``username``); default scopes
+  ``write login``; access tokens never expire (``access_token_expires_in nil``) and
+  come without a refresh token. A bad login is ``invalid_grant`` "Invalid email,
+  username, or password."; a suspended user is HTTP 401 ``suspended``; a child
+  without permission and an unconfirmed account are ``invalid_grant`` with their
+  own descriptions;
+* ``/users/api_token``: an OAuth token with the ``write`` scope -> an HS512 JWT of
+  ``user_id``, ``oauth_application_id`` and ``exp`` (24 hours) only: two JWTs of
+  one user and app made within the same second are the same string;
+* ``/v1/users/me``: the JWT's user (``id``, ``login``);
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
 * ``/oauth/revoke``.
 """
@@ -22,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from keyfob.testing.wire import (
     NO_STORE,
     Patterns,
+    Reply,
     Request,
     Response,
     Routes,
@@ -36,10 +47,14 @@ DEMO_INAT_APP_ID = "demo-app-id"
 DEMO_INAT_APP_SECRET = "demo-app-secret-0123456789"
 DEMO_INAT_USERNAME = "demo-naturalist"
 DEMO_INAT_PASSWORD = "demo-password-0123456789"
+DEMO_INAT_EMAIL = "demo-naturalist@example.org"
+#: what ``LocalProvider.mark_inat_user`` can make of an account
+ACCOUNT_STATES = ("suspended", "unconfirmed", "child")
 
 _OBSERVATION = re.compile(r"/v1/observations/([0-9]{1,18})")
 _PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1-4.2
 _SCOPES = frozenset({"login", "write"})
+_DEFAULT_SCOPES = "write login"  # doorkeeper.rb: default_scopes :write, :login
 _EXACT = [-84.123456, 35.654321]  # GeoJSON order: longitude, latitude
 _ROUNDED = [-84.1, 35.7]
 
@@ -51,7 +66,17 @@ _INVALID_GRANT = (
     "The provided authorization grant is invalid, expired, revoked, does not match the "
     "redirection URI used in the authorization request, or was issued to another client."
 )
+_INVALID_SCOPE = "The requested scope is invalid, unknown, or malformed."
+_UNSUPPORTED_GRANT = "The authorization grant type is not supported by the authorization server."
 _UNAUTHORIZED: dict[str, Any] = {"error": "Unauthorized", "status": 401}
+# OauthTokensController's own descriptions, by I18n key: devise.failure.invalid (as
+# iNaturalist words it), this_user_has_been_suspended and
+# please_ask_your_parents_for_permission (texts inferred from their keys), and
+# devise.failure.unconfirmed (Devise's English).
+_BAD_LOGIN = "Invalid email, username, or password."
+_SUSPENDED = "This user has been suspended."
+_CHILD = "Please ask your parents for permission."
+_UNCONFIRMED = "You have to confirm your email address before continuing."
 
 
 @dataclass
@@ -66,6 +91,15 @@ class _Code:
     method: str | None
     expires_at: float
     token: str | None = None  # the access token it was redeemed for (replay revokes it)
+
+
+@dataclass
+class _Access:
+    """A Doorkeeper access token: it never expires and has no refresh token."""
+
+    login: str | None  # None: the app's own token (client credentials), no user
+    app_id: str
+    scope: str
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -101,17 +135,21 @@ class INaturalist:
         self.code_lifetime = code_lifetime
         self.jwt_key = secrets.token_bytes(64)
         self.apps: dict[str, str] = {}
+        self.app_ids: dict[str, int] = {}  # app id (uid) -> oauth_application_id
         self.redirects: dict[str, str | None] = {}  # app id -> registered redirect URI
         self.codes: dict[str, _Code] = {}
         self.users: dict[str, str] = {}
         self.user_ids: dict[str, int] = {DEMO_INAT_USERNAME: 1}
-        self.tokens: dict[str, str] = {}  # OAuth access token -> login
+        self.emails: dict[str, str] = {}  # lower-case email -> login
+        self.states: dict[str, str] = {}  # login -> one of ACCOUNT_STATES
+        self.tokens: dict[str, _Access] = {}
 
     def routes(self) -> Routes:
         return {
             "/oauth/authorize": {"GET": self.authorize},
             "/oauth/token": {"POST": self.token},
             "/users/api_token": {"GET": self.api_token},
+            "/v1/users/me": {"GET": self.me},
             "/oauth/revoke": {"POST": self.revoke},
         }
 
@@ -140,12 +178,34 @@ class INaturalist:
     # ------------------------------------------------------------------ accounts and tokens
     def add_app(self, app_id: str, app_secret: str, redirect_uri: str | None) -> None:
         self.apps[app_id] = app_secret
+        self.app_ids.setdefault(app_id, len(self.app_ids) + 1)
         self.redirects[app_id] = redirect_uri
 
-    def add_user(self, username: str, password: str) -> None:
+    def add_user(self, username: str, password: str, email: str | None = None) -> None:
         self.users[username] = password
         if username not in self.user_ids:
             self.user_ids[username] = max(self.user_ids.values()) + 1
+        if email is not None:
+            self.emails[email.lower()] = username
+
+    def mark(self, username: str, state: str | None) -> None:
+        if username not in self.users:
+            raise KeyError(username)
+        if state is None:
+            self.states.pop(username, None)
+        elif state in ACCOUNT_STATES:
+            self.states[username] = state
+        else:
+            raise ValueError(f"state must be one of {ACCOUNT_STATES} or None")
+
+    def _find(self, name: str) -> str | None:
+        """The login a sign-in name means: a login or an email, in any case (as
+        iNaturalist's ``User.find_for_authentication``)."""
+        lower = name.lower()
+        for login in self.users:
+            if login.lower() == lower:
+                return login
+        return self.emails.get(lower)
 
     def forget(self, token: str) -> None:
         self.tokens.pop(token, None)
@@ -160,35 +220,95 @@ class INaturalist:
 
     # ------------------------------------------------------------------ handlers
     def token(self, request: Request) -> Response:
+        """``POST /oauth/token``: doorkeeper.rb's ``grant_flows``; other grants are
+        ``unsupported_grant_type``."""
         params = request.params()
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise oauth_error(400, "invalid_request", "Missing required parameter: grant_type.")
         if grant_type == "authorization_code":
             return self._code_grant(request, params)
-        if grant_type != "password":
-            raise oauth_error(
-                400,
-                "unsupported_grant_type",
-                "The authorization grant type is not supported by the authorization server.",
-            )
-        app_id, app_secret = params.get("client_id"), params.get("client_secret")
-        known = self.apps.get(app_id or "")
-        if app_secret is None or known is None or not hmac.compare_digest(known, app_secret):
-            raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
-        username, password = params.get("username"), params.get("password")
-        if username is None or password is None:
-            missing = "username" if username is None else "password"
-            raise oauth_error(400, "invalid_request", f"Missing required parameter: {missing}.")
-        stored = self.users.get(username)
-        if stored is None or not hmac.compare_digest(stored, password):
-            raise oauth_error(400, "invalid_grant", _INVALID_GRANT)
-        return self._issue(username, "write login")
+        if grant_type == "password":
+            return self._password_grant(request, params)
+        if grant_type == "client_credentials":
+            app_id = self._client(request, params, secret_required=True)
+            return self._issue(None, app_id, self._scope(params))
+        raise oauth_error(400, "unsupported_grant_type", _UNSUPPORTED_GRANT)
 
-    def _issue(self, username: str, scope: str) -> Response:
-        """An OAuth access token as Doorkeeper answers it for iNaturalist: no expires_in."""
+    def _client(self, request: Request, params: dict[str, str], *, secret_required: bool) -> str:
+        """The app, by HTTP Basic or by ``client_id``/``client_secret`` in the body
+        (Doorkeeper's default ``client_credentials :from_basic, :from_params``)."""
+        try:
+            basic = request.basic()
+        except ValueError:
+            raise oauth_error(401, "invalid_client", _INVALID_CLIENT) from None
+        body_id, body_secret = params.get("client_id"), params.get("client_secret")
+        app_id: str | None
+        app_secret: str | None
+        if basic is not None:
+            if body_secret is not None or (body_id is not None and body_id != basic[0]):
+                raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
+            app_id, app_secret = basic[0], basic[1] or None
+        else:
+            app_id, app_secret = body_id, body_secret
+        known = self.apps.get(app_id or "")
+        if app_id is None or known is None or (app_secret is None and secret_required):
+            raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
+        if app_secret is not None and not hmac.compare_digest(known, app_secret):
+            raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
+        return app_id
+
+    @staticmethod
+    def _scope(params: dict[str, str]) -> str:
+        asked = params.get("scope")
+        if asked is None:
+            return _DEFAULT_SCOPES
+        scopes = asked.split()
+        if not scopes or not set(scopes) <= _SCOPES:
+            raise oauth_error(400, "invalid_scope", _INVALID_SCOPE)
+        return " ".join(scopes)
+
+    def _password_grant(self, request: Request, params: dict[str, str]) -> Response:
+        """doorkeeper.rb's ``resource_owner_from_credentials``: the user as ``login``,
+        ``email`` or ``username`` (in that order), found by login or email; the user
+        is judged before the app is (Doorkeeper asks for the resource owner first)."""
+        name = params.get("login") or params.get("email") or params.get("username")
+        password = params.get("password")
+        if name is None or password is None:
+            missing = "username" if name is None else "password"
+            raise oauth_error(400, "invalid_request", f"Missing required parameter: {missing}.")
+        login = self._find(name)
+        stored = self.users.get(login) if login is not None else None
+        if login is None or stored is None or not hmac.compare_digest(stored, password):
+            raise oauth_error(400, "invalid_grant", _BAD_LOGIN)
+        self._admit(login)
+        if self.states.get(login) == "child":
+            raise oauth_error(400, "invalid_grant", _CHILD)
+        if self.states.get(login) == "unconfirmed":
+            raise oauth_error(400, "invalid_grant", _UNCONFIRMED)
+        app_id = self._client(request, params, secret_required=True)
+        return self._issue(login, app_id, self._scope(params))
+
+    def _admit(self, login: str) -> None:
+        """A suspended user gets no token, whatever the grant (OauthTokensController)."""
+        if self.states.get(login) == "suspended":
+            raise Reply(
+                Response(
+                    401,
+                    {
+                        "error": "suspended",
+                        "error_description": _SUSPENDED,
+                        "suspended_until": None,  # suspended until further notice
+                    },
+                    dict(NO_STORE),
+                )
+            )
+
+    def _issue(self, login: str | None, app_id: str, scope: str) -> Response:
+        """An access token as Doorkeeper answers it with ``access_token_expires_in nil``
+        and no ``use_refresh_token``: no ``expires_in``, no ``refresh_token``."""
         token = secrets.token_urlsafe(32)
-        self.tokens[token] = username
+        self.tokens[token] = _Access(login, app_id, scope)
         payload = {
             "access_token": token,
             "token_type": "Bearer",
@@ -262,7 +382,7 @@ class INaturalist:
                     error="invalid_request",
                     error_description="The code challenge or its method is invalid.",
                 )
-        scope = query.get("scope") or "login"
+        scope = " ".join((query.get("scope") or _DEFAULT_SCOPES).split())
         if not set(scope.split(" ")) <= _SCOPES:
             return back(
                 error="invalid_scope",
@@ -292,22 +412,9 @@ class INaturalist:
     def _code_grant(self, request: Request, params: dict[str, str]) -> Response:
         """The authorization-code grant: client by Basic or body; its secret may be left
         out only when the authorization used PKCE; codes are single-use."""
-        try:
-            basic = request.basic()
-        except ValueError:
-            raise oauth_error(401, "invalid_client", _INVALID_CLIENT) from None
-        body_id, body_secret = params.get("client_id"), params.get("client_secret")
-        app_id: str | None
-        app_secret: str | None
-        if basic is not None:
-            if body_secret is not None or (body_id is not None and body_id != basic[0]):
-                raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
-            app_id, app_secret = basic[0], basic[1] or None
-        else:
-            app_id, app_secret = body_id, body_secret
-        known = self.apps.get(app_id or "")
-        if known is None or (app_secret and not hmac.compare_digest(known, app_secret)):
-            raise oauth_error(401, "invalid_client", _INVALID_CLIENT)
+        app_id = self._client(request, params, secret_required=False)
+        basic = request.basic()
+        app_secret = basic[1] if basic is not None and basic[1] else params.get("client_secret")
         code = params.get("code")
         if code is None:
             raise oauth_error(400, "invalid_request", "Missing required parameter: code.")
@@ -335,39 +442,65 @@ class INaturalist:
                 derived = verifier
             if not hmac.compare_digest(derived.encode(), grant.challenge.encode()):
                 raise oauth_error(400, "invalid_grant", _INVALID_GRANT)
-        response = self._issue(grant.username, grant.scope)
+        self._admit(grant.username)
+        response = self._issue(grant.username, app_id, grant.scope)
         grant.token = response.payload["access_token"]
         return response
 
     def api_token(self, request: Request) -> Response:
+        """``GET /users/api_token``: needs a user's token with the ``write`` scope; the
+        JWT is iNaturalist's ``JsonWebToken.encode``: user, app, expiry second."""
         token = request.bearer()
-        login = self.tokens.get(token or "")
-        if token is None or login is None or token in self.shared.revoked:
+        access = self.tokens.get(token or "")
+        if token is None or access is None or access.login is None or token in self.shared.revoked:
             return Response(401, dict(_UNAUTHORIZED))
-        now = int(time.time())
+        if "write" not in access.scope.split():
+            raise oauth_error(
+                403, "insufficient_scope", 'Access to this resource requires scope "write".'
+            )
         payload = {
-            "user_id": self.user_ids[login],
-            "login": login,
-            "iat": now,
-            "exp": now + self.jwt_lifetime,
+            "user_id": self.user_ids[access.login],
+            "oauth_application_id": self.app_ids[access.app_id],
+            "exp": int(time.time()) + self.jwt_lifetime,
         }
         jwt = jwt_encode(payload, self.jwt_key, "HS512", {"alg": "HS512"})
         return Response(200, {"api_token": jwt})
+
+    def _api_value(self, request: Request) -> str:
+        """The v1 API reads the JWT from ``Authorization``, with or without ``Bearer``."""
+        value = (request.headers.get("Authorization") or "").strip()
+        if value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        return value
+
+    def _user_of(self, jwt: str) -> str | None:
+        """The login of a live JWT's user; None: not a live JWT of ours."""
+        claims = jwt_decode(jwt, self.jwt_key, "HS512", time.time())
+        if claims is None or jwt in self.shared.revoked:
+            return None
+        user_id = claims.get("user_id")
+        return next((login for login, n in self.user_ids.items() if n == user_id), None)
+
+    def me(self, request: Request) -> Response:
+        """``GET /v1/users/me``: the JWT's user, as the v1 API answers a user."""
+        login = self._user_of(self._api_value(request))
+        if login is None:
+            return Response(401, dict(_UNAUTHORIZED))
+        user = {"id": self.user_ids[login], "login": login}
+        return Response(200, {"total_results": 1, "page": 1, "per_page": 1, "results": [user]})
 
     def observation(self, request: Request) -> Response:
         match = _OBSERVATION.fullmatch(request.path)
         assert match is not None
         observation_id = int(match.group(1))
-        value = (request.headers.get("Authorization") or "").strip()
-        if value[:7].lower() == "bearer ":
-            value = value[7:].strip()
+        value = self._api_value(request)
         owner = False
         if value:
             if _looks_like_jwt(value):
-                claims = jwt_decode(value, self.jwt_key, "HS512", time.time())
-                if claims is None or value in self.shared.revoked:
+                login = self._user_of(value)
+                if login is None:
                     return Response(401, dict(_UNAUTHORIZED))
-                owner = claims.get("user_id") == self.user_ids[DEMO_INAT_USERNAME]
+                owner = login == DEMO_INAT_USERNAME
             elif value not in self.tokens:
                 return Response(401, dict(_UNAUTHORIZED))
         result: dict[str, Any] = {

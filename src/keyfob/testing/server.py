@@ -4,7 +4,7 @@ One HTTP server on 127.0.0.1 (ephemeral port) plays four providers at once, each
 its own module that holds its state and handlers and declares its routes:
 
 * iNaturalist (``inaturalist``): ``/oauth/authorize``, ``/oauth/token``,
-  ``/users/api_token``, ``/v1/observations/<id>``, ``/oauth/revoke``;
+  ``/users/api_token``, ``/v1/users/me``, ``/v1/observations/<id>``, ``/oauth/revoke``;
 * TreeSnap (``treesnap``): ``/web-services/v1/refresh-tokens`` and
   ``/web-services/v1/my-observations``;
 * Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
@@ -34,6 +34,7 @@ from keyfob.testing.faults import GARBAGE_KINDS, Faults, spoil, synthetic
 from keyfob.testing.inaturalist import (
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,
+    DEMO_INAT_EMAIL,
     DEMO_INAT_PASSWORD,
     DEMO_INAT_USERNAME,
     INaturalist,
@@ -231,7 +232,7 @@ class LocalProvider:
 
         if demo_accounts:
             self.add_inat_app(DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET)
-            self.add_inat_user(DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD)
+            self.add_inat_user(DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD, email=DEMO_INAT_EMAIL)
             self.add_twitter_app(DEMO_TWITTER_API_KEY, DEMO_TWITTER_API_SECRET)
             self.add_oauth_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
             self.add_oauth_user(DEMO_USERNAME, DEMO_PASSWORD)
@@ -368,9 +369,17 @@ class LocalProvider:
         with self._lock:
             self._inat.deny = deny
 
-    def add_inat_user(self, username: str, password: str) -> None:
+    def add_inat_user(self, username: str, password: str, *, email: str | None = None) -> None:
+        """An iNaturalist user; the password grant takes its login or its ``email``."""
         with self._lock:
-            self._inat.add_user(username, password)
+            self._inat.add_user(username, password, email)
+
+    def mark_inat_user(self, username: str, state: str | None) -> None:
+        """Make an iNaturalist account ``"suspended"``, ``"unconfirmed"`` or ``"child"``
+        (a child without a parent's permission), or, with None, an ordinary one again:
+        the token endpoint then refuses it as iNaturalist does."""
+        with self._lock:
+            self._inat.mark(username, state)
 
     def add_oauth_client(self, client_id: str, client_secret: str) -> None:
         with self._lock:
