@@ -191,6 +191,27 @@ def test_inat_observation_with_expired_jwt_is_401(short: LocalProvider) -> None:
     assert not short.is_active(jwt)
 
 
+@pytest.mark.parametrize("kind", ["jwt", "oauth"])
+def test_inat_users_me_names_the_tokens_user(lp: LocalProvider, kind: str) -> None:
+    token = inat_jwt(lp) if kind == "jwt" else inat_oauth(lp)
+    answer = call("GET", lp.url + "/v1/users/me", bearer=token)
+    assert answer.status == 200
+    assert answer.json()["results"][0]["login"] == DEMO_INAT_USERNAME
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token-we-issued", "a.b.c"])
+def test_inat_users_me_without_a_live_token_is_401(lp: LocalProvider, token: str | None) -> None:
+    answer = call("GET", lp.url + "/v1/users/me", bearer=token)
+    assert answer.status == 401
+    assert answer.json() == {"error": "Unauthorized", "status": 401}
+
+
+def test_inat_users_me_with_a_revoked_jwt_is_401(lp: LocalProvider) -> None:
+    jwt = inat_jwt(lp)
+    lp.revoke(jwt)
+    assert call("GET", lp.url + "/v1/users/me", bearer=jwt).status == 401
+
+
 def test_inat_revoke_endpoint_invalidates_the_oauth_token(lp: LocalProvider) -> None:
     token = inat_oauth(lp)
     answer = call("POST", lp.url + "/oauth/revoke", form={"token": token})

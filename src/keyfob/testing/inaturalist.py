@@ -5,6 +5,7 @@
   ``expires_in``;
 * ``/users/api_token``: OAuth token -> HS512 JWT;
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
+* ``/v1/users/me``: the signed-in user, for a live JWT or OAuth token; else 401;
 * ``/oauth/revoke``.
 """
 
@@ -113,6 +114,7 @@ class INaturalist:
             "/oauth/token": {"POST": self.token},
             "/users/api_token": {"GET": self.api_token},
             "/oauth/revoke": {"POST": self.revoke},
+            "/v1/users/me": {"GET": self.users_me},
         }
 
     def patterns(self) -> Patterns:
@@ -388,3 +390,15 @@ class INaturalist:
         if token in self.tokens:
             self.shared.revoke(token)
         return Response(200, {})
+
+    def users_me(self, request: Request) -> Response:
+        """``GET /v1/users/me``: whose token it is (pyinaturalist's ``validate_token``)."""
+        token = request.bearer() or ""
+        login = self.tokens.get(token)
+        if login is None and _looks_like_jwt(token):
+            claims = jwt_decode(token, self.jwt_key, "HS512", time.time())
+            login = claims.get("login") if claims else None
+        if not isinstance(login, str) or token in self.shared.revoked:
+            return Response(401, dict(_UNAUTHORIZED))
+        user = {"id": self.user_ids[login], "login": login}
+        return Response(200, {"total_results": 1, "page": 1, "per_page": 1, "results": [user]})

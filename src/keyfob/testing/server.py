@@ -4,7 +4,7 @@ One HTTP server on 127.0.0.1 (ephemeral port) plays four providers at once, each
 its own module that holds its state and handlers and declares its routes:
 
 * iNaturalist (``inaturalist``): ``/oauth/authorize``, ``/oauth/token``,
-  ``/users/api_token``, ``/v1/observations/<id>``, ``/oauth/revoke``;
+  ``/users/api_token``, ``/v1/observations/<id>``, ``/v1/users/me``, ``/oauth/revoke``;
 * TreeSnap (``treesnap``): ``/web-services/v1/refresh-tokens`` and
   ``/web-services/v1/my-observations``;
 * Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
