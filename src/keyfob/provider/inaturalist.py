@@ -116,6 +116,7 @@ KIND = Kind(
     interactive=interactive,
     identify=identify,
     client=("app_id", "app_secret"),
+    stand_ins=frozenset({"token"}),  # oauth2.acquire uses it only without the four
     hooks=Hooks(then=jwt),
 )
 
