@@ -9,6 +9,7 @@ a new JWT then costs one GET, not the password again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from keyfob import _jwt, grants
@@ -140,3 +141,10 @@ PROVIDER = Provider(
     keyring_service="/inaturalist",
     builtin=True,
 )
+
+
+def without_jwt(p: Provider) -> Provider:
+    """The provider whose grant stops at the OAuth token: pyinaturalist's
+    ``get_access_token(jwt=False)``, which never asks ``/users/api_token``."""
+    hooks = dataclasses.replace(p.kind.hooks, then=None)
+    return dataclasses.replace(p, kind=dataclasses.replace(p.kind, hooks=hooks))
