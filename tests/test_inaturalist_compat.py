@@ -21,11 +21,13 @@ import requests
 
 import keyfob
 from keyfob import wiring
+from keyfob.errors import StorageError
 from keyfob.inaturalist import (
     AuthenticationError,
     get_access_token,
     get_keyring_credentials,
     set_keyring_credentials,
+    validate_token,
 )
 from keyfob.testing import (
     DEMO_INAT_APP_ID,
@@ -266,3 +268,129 @@ def test_cached_token_never_crosses_accounts(
     assert whose(inat, second) == SECOND_USERNAME
     assert "private_geojson" not in observation(inat, second)  # not the owner's
     assert inat.count("/oauth/token") == 2
+
+
+# -- what pyinaturalist users test with: requests-mock sees every request ------------
+
+INAT = "https://www.inaturalist.org"
+MADE_UP = {
+    "username": "made-up-user",
+    "password": "made-up-password-0123456789",
+    "app_id": "made-up-app",
+    "app_secret": "made-up-app-secret-0123456789",
+}
+OAUTH_ANSWER = {"access_token": "made-up-oauth-token", "token_type": "Bearer", "scope": "write"}
+JWT_ANSWER = {"api_token": "made-up-jwt-without-dots"}
+
+
+@pytest.fixture
+def mocked(home: Path, requests_mock: Any, no_secret_leaks: Any) -> Any:
+    """pyinaturalist's own endpoints, answered by requests-mock; no INAT_* variables."""
+    no_secret_leaks.plant(MADE_UP["password"], MADE_UP["app_secret"])
+    requests_mock.post(f"{INAT}/oauth/token", json=OAUTH_ANSWER)
+    requests_mock.get(f"{INAT}/users/api_token", json=JWT_ANSWER)
+    return requests_mock
+
+
+def calls(mock: Any, path: str) -> int:
+    return sum(1 for request in mock.request_history if request.path == path)
+
+
+def test_requests_mock_answers_the_password_grant_and_the_jwt_trade(mocked: Any) -> None:
+    assert get_access_token(**MADE_UP) == JWT_ANSWER["api_token"]
+    assert calls(mocked, "/oauth/token") == 1 and calls(mocked, "/users/api_token") == 1
+
+
+def test_jwt_false_never_asks_for_a_jwt(mocked: Any) -> None:
+    mocked.get(f"{INAT}/users/api_token", status_code=503)  # the JWT endpoint is down
+
+    assert get_access_token(**MADE_UP, jwt=False) == OAUTH_ANSWER["access_token"]
+    assert calls(mocked, "/users/api_token") == 0
+
+
+def test_jwt_false_answers_with_the_kept_oauth_token_of_a_cached_jwt(mocked: Any) -> None:
+    get_access_token(**MADE_UP)
+
+    assert get_access_token(**MADE_UP, jwt=False) == OAUTH_ANSWER["access_token"]
+    assert calls(mocked, "/oauth/token") == 1
+
+
+def test_a_refusal_carries_the_servers_response(mocked: Any, no_secret_leaks: Any) -> None:
+    mocked.post(f"{INAT}/oauth/token", status_code=401, json={"error": "invalid_client"})
+
+    with pytest.raises(requests.HTTPError) as caught:
+        get_access_token(**MADE_UP)
+    no_secret_leaks.add("AuthenticationError", str(caught.value))
+
+    assert isinstance(caught.value, AuthenticationError)
+    assert isinstance(caught.value.response, requests.Response)
+    assert caught.value.response.status_code == 401
+
+
+def test_a_network_failure_is_a_requests_connection_error(
+    mocked: Any, no_secret_leaks: Any
+) -> None:
+    mocked.post(f"{INAT}/oauth/token", exc=requests.ConnectionError)
+
+    with pytest.raises(requests.ConnectionError) as caught:
+        get_access_token(**MADE_UP)
+
+    assert isinstance(caught.value, keyfob.KeyfobError)
+
+
+class RefusingKeyring:
+    """A keyring that is there but refuses (locked, prompt dismissed)."""
+
+    kind = "keyring"
+    opened = 0
+
+    def __init__(self, environ: Any = None) -> None:
+        RefusingKeyring.opened += 1
+
+    def _refuse(self, *args: object) -> None:
+        raise StorageError("the keyring is locked")
+
+    get = set = delete = describe = _refuse  # type: ignore[assignment]
+
+
+@pytest.fixture
+def refusing_keyring(home: Path, monkeypatch: pytest.MonkeyPatch) -> type[RefusingKeyring]:
+    monkeypatch.setattr(wiring, "open_store", RefusingKeyring)
+    monkeypatch.setattr(RefusingKeyring, "opened", 0)
+    wiring.reset()
+    return RefusingKeyring
+
+
+def test_with_all_four_given_a_refusing_keyring_is_never_opened(
+    mocked: Any, refusing_keyring: type[RefusingKeyring]
+) -> None:
+    assert get_access_token(**MADE_UP) == JWT_ANSWER["api_token"]
+    assert get_access_token(**MADE_UP, jwt=False) == OAUTH_ANSWER["access_token"]
+    assert refusing_keyring.opened == 0
+
+
+def test_get_keyring_credentials_on_a_refusing_keyring_warns_and_is_empty(
+    refusing_keyring: type[RefusingKeyring], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert get_keyring_credentials() == {}
+    assert "locked" in caplog.text
+
+
+def test_missing_credentials_with_a_refusing_keyring_are_an_authentication_error(
+    mocked: Any, refusing_keyring: type[RefusingKeyring]
+) -> None:
+    with pytest.raises(AuthenticationError):
+        get_access_token(MADE_UP["username"])
+
+
+# -- validate_token: GET /v1/users/me ----------------------------------------------------
+
+
+def test_validate_token_accepts_a_live_jwt_and_oauth_token(inat: LocalProvider) -> None:
+    assert validate_token(get_access_token())
+    assert validate_token(get_access_token(jwt=False))
+    assert inat.count("/v1/users/me") == 2
+
+
+def test_validate_token_refuses_an_unknown_token(inat: LocalProvider) -> None:
+    assert validate_token("not-a-token-we-issued") is False

@@ -1,10 +1,11 @@
 """``Transport``, the only code that talks HTTP, against the local emulator over loopback.
 
-Every test that sends runs under both drivers (``driver``: ``Transport.run``
+Every test that sends runs under the three drivers (``driver``: ``Transport.run``
 on httpx.Client, ``Transport.arun`` on httpx.AsyncClient in its own event
-loop), so the two share one behaviour. Waits are recorded through the
-injected ``sleep``/``asleep`` instead of slept, so the retry tests take no
-time and pin the exact waits keyfob chose.
+loop, ``RequestsTransport.run`` on requests.Session), so they share one
+behaviour. Waits are recorded through the injected ``sleep``/``asleep``
+instead of slept, so the retry tests take no time and pin the exact waits
+keyfob chose.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyfob import grants
 from keyfob.config import HttpSettings, Settings, check_url
-from keyfob.errors import ConfigError, TransportError
+from keyfob.errors import ConfigError, InvalidCredentials, TransportError
 from keyfob.flow import Flow, HttpRequest, HttpResponse, ShowCode
 from keyfob.provider import Provider, registry
+from keyfob.requests_transport import RequestsTransport
 from keyfob.secretstore import Credentials, resolve
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
 from keyfob.transport import Transport, retry_after
@@ -114,6 +117,8 @@ class AsyncPerson:
 class Driver:
     """``Transport.send``/``run``: the sync driver."""
 
+    transport: type[Transport] = Transport
+
     def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
         return transport.send(request)
 
@@ -139,19 +144,25 @@ class AsyncDriver(Driver):
             await transport.aclose()
 
 
-@pytest.fixture(params=["sync", "async"])
+class RequestsDriver(Driver):
+    """``RequestsTransport.send``/``run``: the sync driver on requests."""
+
+    transport = RequestsTransport
+
+
+@pytest.fixture(params=["sync", "async", "requests"])
 def driver(request: pytest.FixtureRequest) -> Driver:
-    return AsyncDriver() if request.param == "async" else Driver()
+    return {"sync": Driver, "async": AsyncDriver, "requests": RequestsDriver}[request.param]()
 
 
 @pytest.fixture
-def transports(sleeps: Sleeps) -> Iterator[Any]:
+def transports(sleeps: Sleeps, driver: Driver) -> Iterator[Any]:
     made: list[Transport] = []
 
     def make(**settings: Any) -> Transport:
         base = {"connect_timeout": 2.0, "timeout": 5.0, "retries": 3, "max_wait": 60.0}
         base.update(settings)
-        transport = Transport(
+        transport = driver.transport(
             HttpSettings(**base), sleep=sleeps, asleep=sleeps.asleep, clock=lambda: NOW
         )
         made.append(transport)
@@ -471,7 +482,7 @@ def test_a_flow_catches_a_failed_request_and_falls_back(
         return response.status
 
     assert driver.run(transports(retries=0, connect_timeout=0.5), flow()) == 200
-    assert [type(exc) for exc in seen] == [caught]
+    assert len(seen) == 1 and isinstance(seen[0], caught)
     assert local.count(PATH) == 1
 
 
@@ -529,3 +540,79 @@ def test_a_browser_login_whose_code_cannot_be_sent_tells_the_tab_why(
     message = checked(no_secret_leaks, exc)
     assert "cannot reach" in message
     assert person.calls[-2:] == [("finish", False, message), ("close",)]
+
+
+# --------------------------------------------------------------------------- the requests driver
+def requests_transport(**settings: Any) -> RequestsTransport:
+    base = {"connect_timeout": 2.0, "timeout": 5.0, "retries": 0, "max_wait": 60.0}
+    base.update(settings)
+    return RequestsTransport(HttpSettings(**base), sleep=Sleeps(), clock=lambda: NOW)
+
+
+def test_requests_driver_requests_are_seen_by_requests_mock(requests_mock: Any) -> None:
+    requests_mock.post("https://auth.example.test/token", json={"access_token": "tok-a"})
+    flow = grants.client_credentials(
+        "https://auth.example.test/token",
+        client_id="made-up-id",
+        client_secret="made-up-secret",
+        client_auth="client_secret_post",
+        now=NOW,
+    )
+
+    token = requests_transport().run(flow)
+
+    assert token.access_token == "tok-a"
+    assert requests_mock.call_count == 1
+    assert requests_mock.last_request.headers["Accept"] == "application/json"
+
+
+def test_requests_driver_refusal_carries_the_requests_response(
+    requests_mock: Any, no_secret_leaks: Any
+) -> None:
+    requests_mock.post("https://auth.example.test/token", status_code=401, json={"error": "x"})
+    flow = grants.client_credentials(
+        "https://auth.example.test/token",
+        client_id="made-up-id",
+        client_secret="made-up-secret",
+        client_auth="client_secret_post",
+        now=NOW,
+    )
+
+    with pytest.raises(InvalidCredentials) as caught:
+        requests_transport().run(flow)
+
+    assert isinstance(caught.value.response, requests.Response)
+    assert caught.value.response.status_code == 401
+
+
+def test_requests_driver_spent_retries_are_an_http_error_with_the_last_answer(
+    requests_mock: Any, no_secret_leaks: Any
+) -> None:
+    requests_mock.get("https://api.example.test/x", status_code=503)
+
+    with pytest.raises(TransportError) as caught:
+        requests_transport(retries=1).send(HttpRequest("GET", "https://api.example.test/x"))
+
+    assert isinstance(caught.value, requests.HTTPError)
+    assert caught.value.response.status_code == 503
+    assert requests_mock.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (requests.ConnectionError, requests.ConnectionError),
+        (requests.ReadTimeout, requests.Timeout),
+        (requests.ConnectTimeout, requests.ConnectTimeout),
+    ],
+)
+def test_requests_driver_network_failures_are_transport_errors_and_requests_errors(
+    raised: type[Exception], expected: type[Exception], requests_mock: Any, no_secret_leaks: Any
+) -> None:
+    requests_mock.get("https://api.example.test/x", exc=raised)
+
+    with pytest.raises(TransportError) as caught:
+        requests_transport(retries=3).send(HttpRequest("GET", "https://api.example.test/x"))
+
+    assert isinstance(caught.value, expected)
+    assert requests_mock.call_count == 1  # a failed request is not retried

@@ -146,15 +146,29 @@ class Broker:
         arguments: Mapping[str, Any],
         names: tuple[str, ...] | None = None,
     ) -> Credentials:
-        """The secrets: arguments, then the environment, then the store."""
-        return resolve(
-            names or p.secrets,
+        """The secrets: arguments, then the environment, then the store: asked (and
+        opened) only for what is still needed, so with every secret given a locked
+        or broken keyring changes nothing."""
+        names = names or p.secrets
+        env_names = {n: p.env_var(n) for n in p.secrets}
+        service = p.service(account)
+        creds = resolve(
+            names,
             arguments=arguments,
             environ=self.environ,
-            env_names={n: p.env_var(n) for n in p.secrets},
-            store=self.store,
-            service=p.service(account),
+            env_names=env_names,
+            store=None,
+            service=service,
         )
+        complete = all(n in creds for n in p.required)
+        rest = [n for n in names if n not in creds and not (complete and n in p.kind.stand_ins)]
+        if rest:
+            store = self.store
+            for name in rest:
+                value = store.get(service, name)
+                if value:
+                    creds.add(name, value, store.kind)
+        return creds
 
     # -- whose token -------------------------------------------------------------
 
@@ -419,7 +433,7 @@ class Broker:
             fingerprint=_fingerprint(p, creds),
             label=p.kind.label(p, creds),
             identity_env=p.identity_env,
-            identity_source=_identity_source(p, creds, self.store.kind),
+            identity_source=_identity_source(p, creds),
             leeway=p.leeway,
             config_sig=self.settings.signature,
             endpoint=p.endpoint,
@@ -433,13 +447,13 @@ class Broker:
         """A renewed token replaces what the store holds: TreeSnap's personal token,
         or a refresh token the server rotated (the old one no longer works)."""
         name = p.kind.supersedes
-        if name and creds.sources.get(name) == self.store.kind:
+        if name and creds.stored(name):
             self.store.set(p.service(key[1]), name, token.access_token)
             self.stored_changed()
         stored = creds.get("refresh_token")
         if (
             stored
-            and creds.sources.get("refresh_token") == self.store.kind
+            and creds.stored("refresh_token")
             and token.refresh_token
             and token.refresh_token != stored
         ):
@@ -496,9 +510,9 @@ def _fingerprint(p: Provider, creds: Credentials) -> str:
     return fingerprint(p.name, values) if values else ""
 
 
-def _identity_source(p: Provider, creds: Credentials, store_kind: str) -> str:
+def _identity_source(p: Provider, creds: Credentials) -> str:
     """Whether the identity was given directly (arguments, environment) or stored."""
-    direct = any(creds.sources.get(n) not in (None, store_kind) for n in p.identity)
+    direct = any(creds.given(n) for n in p.identity)
     return "direct" if direct else "store"
 
 

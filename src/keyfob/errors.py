@@ -14,6 +14,10 @@ query strings, status codes and the server's ``error``/``error_description``.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the cached-token path an import
+    from typing import Any
+
 
 class KeyfobError(Exception):
     """Base class; ``str(err)`` is one line, ``err.hint`` the next step."""
@@ -29,6 +33,7 @@ class KeyfobError(Exception):
         error: str | None = None,
         description: str | None = None,
         status: int | None = None,
+        response: Any = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -37,6 +42,9 @@ class KeyfobError(Exception):
         self.error = error
         self.description = description
         self.status = status
+        #: the server's answer as the HTTP client gave it, where there was one (the
+        #: name and meaning of ``requests.RequestException.response``)
+        self.response = response
 
     def __str__(self) -> str:
         return self.message

@@ -49,6 +49,10 @@ class HttpResponse:
     content: bytes = field(repr=False)
     url: str = ""
     what: str = "the token endpoint"
+    #: the driver's own response object (``requests.Response`` from the requests
+    #: driver): flows never read it; an error built from this answer hands it on
+    #: as ``response``, where ``requests`` users look
+    raw: Any = field(default=None, repr=False, compare=False)
 
     @property
     def content_type(self) -> str:
@@ -68,6 +72,7 @@ class HttpResponse:
                 hint="check the provider's URL in config.toml; a proxy or login page may be "
                 "in the way",
                 status=self.status,
+                response=self.raw,
             ) from None
 
 

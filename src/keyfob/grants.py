@@ -71,6 +71,7 @@ def error_from_response(
             error=error,
             description=description,
             status=response.status,
+            response=response.raw,
         )
     if not_json is not None:
         return not_json
@@ -79,6 +80,7 @@ def error_from_response(
         error=error,
         description=description,
         status=response.status,
+        response=response.raw,
     )
 
 

@@ -13,39 +13,74 @@ Or, without a password, a browser login (authorization code + PKCE)::
     from keyfob.inaturalist import get_access_token_via_auth_code
     token = get_access_token_via_auth_code(app_id="...")   # opens the browser once
 
-Explicit arguments win over the environment, which wins over the keyring.
-Unlike pyinaturalist, a cached token never crosses accounts, and
-``refresh=True`` really gets a new JWT. Missing or refused credentials raise
-:class:`AuthenticationError`, which is a ``requests.HTTPError`` as there.
+Explicit arguments win over the environment, which wins over the keyring;
+with all four given, the keyring is never opened. Unlike pyinaturalist, a
+cached token never crosses accounts, and ``refresh=True`` really gets a new
+JWT. Missing or refused credentials raise :class:`AuthenticationError`, which
+is a ``requests.HTTPError`` as there, with ``response`` the server's answer.
+
+Requests go out on ``requests`` (:mod:`keyfob.requests_transport`), so
+requests-mock, responses, VCR.py and requests-cache see them; a network
+failure is also a ``requests.ConnectionError`` or ``requests.Timeout``. The
+keyring is read and written through this module's ``get_password`` and
+``set_password``, the names pyinaturalist's auth module calls (a test that
+patches ``pyinaturalist.auth.get_password`` patches the same seam here).
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from requests import HTTPError
 
 from keyfob import wiring
-from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError
-from keyfob.flow import Person, ShowCode
+from keyfob.broker import Broker
+from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError, StorageError
+from keyfob.flow import HttpRequest, Person, ShowCode
+from keyfob.provider import inaturalist as kind
 from keyfob.token import Token
 
+log = logging.getLogger("keyfob")
 KEYRING_KEY = "/inaturalist"
+#: pyinaturalist's keys of :func:`get_keyring_credentials` -> the keyring entry names
+_KEYRING_NAMES = {
+    "username": "username",
+    "password": "password",
+    "client_id": "app_id",
+    "client_secret": "app_secret",
+}
 __all__ = [
     "AuthenticationError",
     "get_access_token",
     "get_access_token_via_auth_code",
     "get_keyring_credentials",
     "set_keyring_credentials",
+    "validate_token",
 ]
 
 
 class AuthenticationError(InvalidCredentials, HTTPError):
-    """Missing or invalid credentials: a keyfob error and a ``requests.HTTPError``."""
+    """Missing or invalid credentials: a keyfob error and a ``requests.HTTPError``
+    whose ``response`` is the server's answer (None where no request was made:
+    credentials missing)."""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        InvalidCredentials.__init__(self, message, hint=hint)
+    def __init__(self, message: str, *, hint: str | None = None, response: Any = None) -> None:
+        InvalidCredentials.__init__(self, message, hint=hint, response=response)
 
     def __str__(self) -> str:
         return self.message
+
+
+_REFUSED = (CredentialsMissing, InvalidCredentials, StorageError)
+
+
+def _refused(exc: KeyfobError) -> AuthenticationError:
+    return AuthenticationError(exc.message, hint=exc.hint, response=exc.response)
+
+
+def _broker() -> Broker:
+    return wiring.via_requests()
 
 
 def get_access_token(
@@ -60,18 +95,51 @@ def get_access_token(
     API wants for private fields) or the OAuth access token (``jwt=False``)."""
     given = {"username": username, "password": password, "app_id": app_id, "app_secret": app_secret}
     credentials = {k: v for k, v in given.items() if v}
+    b = _broker()
     try:
-        token = wiring.default().get_token("inaturalist", refresh=refresh, **credentials)
-    except (CredentialsMissing, InvalidCredentials) as exc:
-        raise AuthenticationError(exc.message, hint=exc.hint) from None
-    if jwt:
-        return token.access_token
-    if not token.refresh_token:
+        if jwt:
+            return b.get_token("inaturalist", refresh=refresh, **credentials).access_token
+        if not refresh:
+            cached = b.cached("inaturalist", **credentials)
+            if cached is not None and cached.refresh_token:
+                return cached.refresh_token  # the OAuth token kept with the JWT
+        return _oauth_token(b, credentials)
+    except _REFUSED as exc:
+        raise _refused(exc) from None
+
+
+def _oauth_token(b: Broker, credentials: dict[str, str]) -> str:
+    """The password grant alone: no JWT asked for, none cached (as pyinaturalist)."""
+    p = b.provider("inaturalist")
+    creds = b.credentials(p, "", credentials)
+    b.require(p, "", creds)
+    if any(name not in creds for name in p.required):  # only a pasted JWT is there
         raise AuthenticationError(
             "no OAuth access token: the JWT was pasted, not obtained with the password",
             hint="give username, password, app_id and app_secret",
         )
-    return token.refresh_token
+    grant = p.kind.acquire(kind.without_jwt(p), creds, b.clock())
+    return b.transport.run(grant).access_token
+
+
+def validate_token(access_token: str) -> bool:
+    """Whether iNaturalist accepts ``access_token`` (a JWT or an OAuth token):
+    ``GET /v1/users/me`` answers 200. A network failure raises (a
+    ``requests.ConnectionError``), as in pyinaturalist."""
+    b = _broker()
+    p = b.provider("inaturalist")
+    url = (p.api_url or kind.PROVIDER.api_url or "").rstrip("/") + "/users/me"
+    request = HttpRequest(
+        "GET",
+        url,
+        "iNaturalist's users/me endpoint",
+        headers={"Authorization": f"Bearer {access_token}"},
+        secrets=(access_token,),
+    )
+    try:
+        return b.transport.send(request).status == 200
+    except HTTPError:  # answers the retries could not get past (5xx)
+        return False
 
 
 def get_access_token_via_auth_code(
@@ -97,7 +165,7 @@ def get_access_token_via_auth_code(
     ``person``: who opens the browser and takes the callback (default: the system
     browser via :class:`keyfob.loopback.Terminal`); ``timeout``: seconds to wait.
     """
-    b = wiring.default()
+    b = _broker()
     if not use_pkce and not (
         app_secret
         or b.credentials(b.provider("inaturalist"), "", {}, ("app_secret",)).get("app_secret")
@@ -110,7 +178,7 @@ def get_access_token_via_auth_code(
         try:
             cached = b.cached("inaturalist", **({"app_id": app_id} if app_id else {}))
         except KeyfobError as exc:
-            raise AuthenticationError(exc.message, hint=exc.hint) from None
+            raise _refused(exc) from None
         if cached is not None:
             return _pick(cached, jwt)
     if person is None:
@@ -119,15 +187,17 @@ def get_access_token_via_auth_code(
         person = Terminal()
     given = {k: v for k, v in {"app_id": app_id, "app_secret": app_secret}.items() if v}
     try:
-        token = wiring.accounts().login(
+        from keyfob.accounts import Accounts
+
+        token = Accounts(b).login(
             "inaturalist",
             flow="browser",
             person=_OnPort(person, port),
             timeout=timeout,
             **given,
         )
-    except (CredentialsMissing, InvalidCredentials) as exc:
-        raise AuthenticationError(exc.message, hint=exc.hint) from None
+    except _REFUSED as exc:
+        raise _refused(exc) from None
     return _pick(token, jwt)
 
 
@@ -172,26 +242,35 @@ class _OnPort:
         self.person.close()
 
 
+def get_password(service: str, name: str) -> str | None:
+    """One keyring entry, from keyfob's secret store (bounded in time; the 0600
+    file where the machine has no keyring)."""
+    return _broker().store.get(service, name)
+
+
+def set_password(service: str, name: str, value: str) -> None:
+    """Store one keyring entry in keyfob's secret store."""
+    b = _broker()
+    b.store.set(service, name, value)
+    b.stored_changed()
+
+
 def get_keyring_credentials() -> dict[str, str | None]:
-    """The credentials pyinaturalist keeps in the keyring, under its own key names."""
+    """The credentials pyinaturalist keeps in the keyring, under its own key names;
+    ``{}`` (and a warning) where the keyring refuses, as there."""
+    from keyring.errors import KeyringError
+
     try:
-        stored = wiring.accounts().get_credentials("inaturalist")
-    except KeyfobError as exc:
-        raise AuthenticationError(exc.message, hint=exc.hint) from None
-    return {
-        "username": stored.get("username"),
-        "password": stored.get("password"),
-        "client_id": stored.get("app_id"),
-        "client_secret": stored.get("app_secret"),
-    }
+        return {key: get_password(KEYRING_KEY, name) for key, name in _KEYRING_NAMES.items()}
+    except (KeyringError, StorageError) as exc:
+        log.warning("%s", exc)
+        return {}
 
 
 def set_keyring_credentials(username: str, password: str, app_id: str, app_secret: str) -> None:
     """Store the credentials in the keyring where pyinaturalist looks for them."""
-    wiring.accounts().set_credentials(
-        "inaturalist",
-        username=username,
-        password=password,
-        app_id=app_id,
-        app_secret=app_secret,
-    )
+    set_password(KEYRING_KEY, "username", username)
+    set_password(KEYRING_KEY, "password", password)
+    set_password(KEYRING_KEY, "app_id", app_id)
+    set_password(KEYRING_KEY, "app_secret", app_secret)
+    _broker().forget(("inaturalist", ""))  # a cached token of other credentials

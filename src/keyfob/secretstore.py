@@ -59,6 +59,15 @@ class Credentials:
     def __contains__(self, name: object) -> bool:
         return name in self.values
 
+    def given(self, name: str) -> bool:
+        """Whether ``name`` came from an argument or the environment, not a store."""
+        source = self.sources.get(name, "")
+        return source == "argument" or source.startswith("environment")
+
+    def stored(self, name: str) -> bool:
+        """Whether ``name`` was found in the secret store."""
+        return name in self.sources and not self.given(name)
+
     def __repr__(self) -> str:
         found = ", ".join(f"{n} from {s}" for n, s in self.sources.items())
         return f"<Credentials {found or 'none'}>"

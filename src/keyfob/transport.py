@@ -8,10 +8,12 @@ or ``httpx.AsyncClient`` (:meth:`Transport.arun`, which waits with
 ``asyncio.sleep`` and never blocks the event loop), as httpx drives one
 ``auth_flow`` from ``sync_auth_flow`` and ``async_auth_flow``.
 
-The policy is written once, sans I/O, and both drivers consult it: the
+The policy is written once, sans I/O, and every driver consults it: the
 ``http://`` refusal, the timeouts, the bounded retries of 429 and 5xx with
 backoff that honours ``Retry-After`` and ``max_wait``, and what each failure
-is called (:func:`_attempts`). A driver only carries out its steps.
+is called (:func:`_attempts`). A driver only carries out its steps, and says
+what its client raises (:class:`Failures`). A third driver, on ``requests``,
+is :class:`keyfob.requests_transport.RequestsTransport`.
 """
 
 from __future__ import annotations
@@ -71,8 +73,33 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 # --------------------------------------------------------------------------- the policy
 @dataclass(frozen=True)
+class Failures:
+    """What a driver's HTTP client raises, and the :class:`TransportError` class the
+    policy raises for it: ``error(exc)`` for a request that failed, ``error(None)``
+    for answers the retries could not get past (a requests driver makes them
+    ``requests`` exceptions too, so its callers' ``except`` clauses still work)."""
+
+    timeout: tuple[type[BaseException], ...]
+    network: tuple[type[BaseException], ...]
+    error: Callable[[BaseException | None], type[TransportError]] = lambda exc: TransportError
+    #: the class of a network failure, in words, without URLs (they may carry a query)
+    reason: Callable[[BaseException], str] = lambda exc: _reason(exc)
+
+
+_HTTPX: list[Failures] = []
+
+
+def _httpx_failures() -> Failures:
+    if not _HTTPX:
+        import httpx  # the drivers need it anyway
+
+        _HTTPX.append(Failures((httpx.TimeoutException,), (httpx.HTTPError,)))
+    return _HTTPX[0]
+
+
+@dataclass(frozen=True)
 class _Attempt:
-    """One try of a request on the wire; the driver answers with httpx's response."""
+    """One try of a request on the wire; the driver answers with its client's response."""
 
     method: str
     url: str
@@ -91,16 +118,22 @@ class _Backoff:
 _Steps = Generator[_Attempt | _Backoff, Any, HttpResponse]
 
 
-def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], float]) -> _Steps:
-    """The policy of sending one request, sans I/O: both drivers consult it.
+def _attempts(
+    request: HttpRequest,
+    settings: HttpSettings,
+    clock: Callable[[], float],
+    failures: Failures,
+) -> _Steps:
+    """The policy of sending one request, sans I/O: every driver consults it.
 
-    Yields an :class:`_Attempt` (the driver sends it and answers with the
-    ``httpx.Response``, or throws in the exception the client raised) or a
-    :class:`_Backoff` (the driver waits). Returns the answer to give the flow,
-    or raises ``ConfigError`` (a refused ``http://`` URL) or ``TransportError``.
+    Yields an :class:`_Attempt` (the driver sends it and answers with its
+    client's response, which has ``status_code``, ``headers`` and ``content``,
+    or throws in the exception the client raised) or a :class:`_Backoff` (the
+    driver waits). Returns the answer to give the flow, or raises
+    ``ConfigError`` (a refused ``http://`` URL) or a ``TransportError`` of the
+    class ``failures`` names.
     """
     check_url(request.url, request.what)
-    import httpx  # to name what the clients raise; the drivers need it anyway
 
     headers = {"Accept": "application/json", **request.headers}
     if request.basic:
@@ -113,31 +146,33 @@ def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], 
         try:
             raw = yield wire
             content = raw.content
-        except httpx.TimeoutException:
-            raise TransportError(
+        except failures.timeout as exc:
+            raise failures.error(exc)(
                 f"{where} did not answer in time",
                 hint="the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
                 "if it is just slow",
             ) from None
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach {where}: {_reason(exc)}") from None
+        except failures.network as exc:
+            raise failures.error(exc)(f"cannot reach {where}: {failures.reason(exc)}") from None
         response = HttpResponse(
             raw.status_code,
             {k.lower(): v for k, v in raw.headers.items()},
             content,
             request.url,
             request.what,
+            raw=raw,
         )
         log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
         if response.status not in RETRY_STATUSES:
             return response
         wait = retry_after(response.headers.get("retry-after"), clock())
         if wait is not None and wait > settings.max_wait:
-            raise TransportError(
+            raise failures.error(None)(
                 f"{where} answered HTTP {response.status} and asked to wait {wait:.0f} s, "
                 f"longer than max_wait ({settings.max_wait:g} s)",
                 hint="try again later, or raise [http] max_wait in config.toml",
                 status=response.status,
+                response=raw,
             )
         if attempt == attempts - 1:
             break
@@ -145,10 +180,11 @@ def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], 
             wait = min(settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
         log.info("%s answered HTTP %d; retrying in %.1f s", where, response.status, wait)
         yield _Backoff(wait)
-    raise TransportError(
+    raise failures.error(None)(
         f"{where} answered HTTP {response.status} {attempts} times",
         hint="the provider is overloaded or down; try again later",
         status=response.status,
+        response=raw,
     )
 
 
@@ -272,7 +308,17 @@ class Transport:
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the policy: its answer, or a ``KeyfobError``."""
-        steps = _attempts(request, self.settings, self._clock)
+        steps = _attempts(request, self.settings, self._clock, _httpx_failures())
+        return self._drive(steps, self._httpx_request)
+
+    def _httpx_request(self, step: _Attempt) -> Any:
+        return self._http().request(
+            step.method, step.url, data=step.form, json=step.json, headers=step.headers
+        )
+
+    def _drive(self, steps: _Steps, request: Callable[[_Attempt], Any]) -> HttpResponse:
+        """Carry out the policy's steps, sending each attempt with ``request`` (the
+        sync client's call: httpx here, requests in ``RequestsTransport``)."""
         try:
             step = next(steps)
             while True:
@@ -281,9 +327,7 @@ class Transport:
                     step = steps.send(None)
                     continue
                 try:
-                    raw = self._http().request(
-                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
-                    )
+                    raw = request(step)
                 except Exception as exc:  # the policy names it (or lets it through)
                     step = steps.throw(exc)
                 else:
@@ -372,7 +416,7 @@ class Transport:
 
     async def asend(self, request: HttpRequest) -> HttpResponse:
         """:meth:`send` on ``httpx.AsyncClient``: the same policy, waits with asyncio."""
-        steps = _attempts(request, self.settings, self._clock)
+        steps = _attempts(request, self.settings, self._clock, _httpx_failures())
         try:
             step = next(steps)
             while True:
@@ -394,8 +438,8 @@ class Transport:
             steps.close()
 
 
-def _reason(exc: Exception) -> str:
-    """The class of network failure, without URLs (they may carry a query)."""
+def _reason(exc: BaseException) -> str:
+    """The class of an httpx network failure, without URLs (they may carry a query)."""
     text = str(exc).split(" for url ")[0].strip()
     names = {
         "ConnectError": "connection failed",

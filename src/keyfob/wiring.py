@@ -61,6 +61,7 @@ def open_store(environ: Mapping[str, str]) -> SecretStore:
 
 
 _default: Broker | None = None
+_requests: Broker | None = None
 _default_lock = threading.Lock()
 
 
@@ -76,6 +77,22 @@ def default() -> Broker:
     return _default
 
 
+def via_requests() -> Broker:
+    """The process's broker whose requests go out on ``requests``
+    (:mod:`keyfob.requests_transport`): ``keyfob.inaturalist``'s, so that the
+    tools pyinaturalist users test with see them. Same cache and secret store."""
+    global _requests
+    if _requests is None:
+        with _default_lock:
+            if _requests is None:
+                from keyfob.broker import Broker
+                from keyfob.requests_transport import RequestsTransport
+
+                settings = config.load()
+                _requests = Broker(settings=settings, transport=RequestsTransport(settings.http))
+    return _requests
+
+
 def accounts() -> Accounts:
     """Login, logout and the stored secrets, on the process's broker."""
     from keyfob.accounts import Accounts
@@ -85,8 +102,9 @@ def accounts() -> Accounts:
 
 def reset() -> None:
     """Forget the process's broker (tests that change KEYFOB_HOME call this)."""
-    global _default
+    global _default, _requests
     with _default_lock:
-        if _default is not None:
-            _default.transport.close()
-        _default = None
+        for broker in (_default, _requests):
+            if broker is not None:
+                broker.transport.close()
+        _default = _requests = None

@@ -17,6 +17,15 @@ def lp() -> Iterator[LocalProvider]:
     assert provider.errors == []
 
 
+@pytest.fixture
+def own() -> Iterator[LocalProvider]:
+    """An emulator of this test's own: iNaturalist's JWTs of one user made within the
+    same second are the same string, so revoking one on the shared emulator would
+    revoke the next test's too."""
+    with LocalProvider() as provider:
+        yield provider
+
+
 @pytest.fixture(autouse=True)
 def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield

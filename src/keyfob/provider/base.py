@@ -207,6 +207,9 @@ class Kind:
     supersedes: str | None = None
     #: the secret names of the client (app): its id, and its secret
     client: tuple[str, str] = ("client_id", "client_secret")
+    #: secrets the grant uses only in place of missing required ones (iNaturalist's
+    #: pasted JWT): with every required secret given directly, the store is not asked
+    stand_ins: frozenset[str] = frozenset()
     hooks: Hooks = field(default_factory=Hooks)
 
     def __repr__(self) -> str:

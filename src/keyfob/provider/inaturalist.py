@@ -9,6 +9,7 @@ a new JWT then costs one GET, not the password again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -137,6 +138,7 @@ KIND = Kind(
     interactive=interactive,
     identify=identify,
     client=("app_id", "app_secret"),
+    stand_ins=frozenset({"token"}),  # oauth2.acquire uses it only without the four
     hooks=Hooks(then=jwt),
 )
 
@@ -160,3 +162,10 @@ PROVIDER = Provider(
     keyring_service="/inaturalist",
     builtin=True,
 )
+
+
+def without_jwt(p: Provider) -> Provider:
+    """The provider whose grant stops at the OAuth token: pyinaturalist's
+    ``get_access_token(jwt=False)``, which never asks ``/users/api_token``."""
+    hooks = dataclasses.replace(p.kind.hooks, then=None)
+    return dataclasses.replace(p, kind=dataclasses.replace(p.kind, hooks=hooks))

@@ -13,7 +13,7 @@ the JWT trade, and two endpoints of the v1 API.
 * ``/users/api_token``: an OAuth token with the ``write`` scope -> an HS512 JWT of
   ``user_id``, ``oauth_application_id`` and ``exp`` (24 hours) only: two JWTs of
   one user and app made within the same second are the same string;
-* ``/v1/users/me``: the JWT's user (``id``, ``login``);
+* ``/v1/users/me``: the user of a live JWT or OAuth token (``id``, ``login``); else 401;
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
 * ``/oauth/revoke``.
 """
@@ -482,8 +482,14 @@ class INaturalist:
         return next((login for login, n in self.user_ids.items() if n == user_id), None)
 
     def me(self, request: Request) -> Response:
-        """``GET /v1/users/me``: the JWT's user, as the v1 API answers a user."""
-        login = self._user_of(self._api_value(request))
+        """``GET /v1/users/me``: the user of a live JWT or OAuth token, as the v1 API
+        answers a user (a browser login's identity; pyinaturalist's ``validate_token``)."""
+        value = self._api_value(request)
+        if _looks_like_jwt(value):
+            login = self._user_of(value)
+        else:
+            access = self.tokens.get(value)
+            login = access.login if access and access.login else None
         if login is None:
             return Response(401, dict(_UNAUTHORIZED))
         user = {"id": self.user_ids[login], "login": login}

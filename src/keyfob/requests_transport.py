@@ -1,0 +1,130 @@
+"""The requests driver of a flow: what ``keyfob.inaturalist`` talks HTTP through.
+
+pyinaturalist talks HTTP through ``requests``, and so do the tools its users
+test with: requests-mock, responses, VCR.py cassettes, requests-cache. A
+drop-in that sent its token requests with httpx would slip past all of them.
+:class:`RequestsTransport` is :class:`~keyfob.transport.Transport` whose sync
+requests go out on a ``requests.Session``; the policy (timeouts, retries and
+backoff, the ``http://`` refusal, what each failure is called) is the same
+sans-I/O :func:`keyfob.transport._attempts` the httpx drivers consult; only the
+call on the wire and the names of its failures are this module's. A failure is
+a keyfob :class:`~keyfob.errors.TransportError` and the ``requests`` exception
+its callers already catch (``ConnectionError``, ``Timeout``, ``HTTPError``),
+with ``response`` set where the server answered.
+
+The async driver stays httpx's (``requests`` has none). Importing this module
+imports ``requests``: only the code that uses the driver does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+
+from keyfob.errors import TransportError
+from keyfob.flow import HttpRequest, HttpResponse
+from keyfob.transport import USER_AGENT, Failures, Transport, _Attempt, _attempts
+
+__all__ = [
+    "ConnectTimedOut",
+    "HTTPFailed",
+    "RequestsTransport",
+    "TimedOut",
+    "Unreachable",
+]
+
+
+class Unreachable(TransportError, requests.ConnectionError):
+    """The request could not be sent, or its answer not read."""
+
+
+class TimedOut(TransportError, requests.Timeout):
+    """No answer within the read timeout."""
+
+
+class ConnectTimedOut(TransportError, requests.ConnectTimeout):
+    """No connection within the connect timeout (a ``ConnectionError`` and a ``Timeout``)."""
+
+
+class HTTPFailed(TransportError, requests.HTTPError):
+    """Answers the retries could not get past (429, 5xx); ``response`` is the last one."""
+
+
+def _error(exc: BaseException | None) -> type[TransportError]:
+    if exc is None:
+        return HTTPFailed
+    if isinstance(exc, requests.ConnectTimeout):
+        return ConnectTimedOut
+    if isinstance(exc, requests.Timeout):
+        return TimedOut
+    return Unreachable
+
+
+_ERRNO = re.compile(r"\[Errno -?[0-9]+\] [A-Za-z][A-Za-z ,.-]*")
+
+
+def _reason(exc: BaseException) -> str:
+    """The class of failure and the system's words for it; never requests' text,
+    which holds the URL with its query."""
+    names = {
+        requests.exceptions.SSLError: "TLS failed",
+        requests.exceptions.ProxyError: "the proxy failed",
+        requests.exceptions.ChunkedEncodingError: "the connection broke",
+        requests.ConnectionError: "connection failed",
+    }
+    name = next((n for cls, n in names.items() if isinstance(exc, cls)), type(exc).__name__)
+    errno = _ERRNO.search(str(exc))
+    return name + (f" ({errno.group(0).strip()})" if errno else "")
+
+
+FAILURES = Failures(
+    timeout=(requests.Timeout,),
+    network=(requests.RequestException,),
+    error=_error,
+    reason=_reason,
+)
+
+
+class RequestsTransport(Transport):
+    """:class:`~keyfob.transport.Transport` with its sync requests on ``requests``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session: requests.Session | None = None
+
+    def _requests(self) -> requests.Session:
+        if self._session is not None:
+            return self._session
+        with self._client_lock:
+            if self._session is None:
+                session = requests.Session()
+                # As the httpx client: no proxies, netrc or CA bundles from the environment.
+                session.trust_env = False
+                session.headers["User-Agent"] = USER_AGENT
+                self._session = session
+        return self._session
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """Send one request under the shared policy, on ``requests``."""
+        steps = _attempts(request, self.settings, self._clock, FAILURES)
+        return self._drive(steps, self._requests_request)
+
+    def _requests_request(self, step: _Attempt) -> requests.Response:
+        s = self.settings
+        return self._requests().request(
+            step.method,
+            step.url,
+            data=step.form,
+            json=step.json,
+            headers=dict(step.headers),
+            timeout=(s.connect_timeout, s.timeout),
+            allow_redirects=False,
+        )
+
+    def close(self) -> None:
+        super().close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
