@@ -33,6 +33,32 @@ Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
 # Errors that mean "these credentials are no good" (RFC 6749 §5.2).
 CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+#: what a token may hold: visible ASCII (%x21-7E). RFC 6750's b64token is narrower,
+#: but X's bearer tokens hold ``%``; anything else (a line break, a space, a lone
+#: surrogate) would end up inside an HTTP header or a terminal.
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
+#: a plain HTTP auth scheme name (RFC 9110 §11.1 allows more; no server needs it)
+_SCHEME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_token(value: str, source: str, *, what: str = "token", server: bool = False) -> str:
+    """``value`` if it can be a token; else an error naming ``source``, never the value.
+
+    The one rule for a token wherever it enters: a paste, an environment variable,
+    the keyring, a server's answer (``server=True``: a ``ProviderError``, exit 4;
+    else ``InvalidCredentials``, exit 3).
+    """
+    if _VISIBLE.fullmatch(value):
+        return value
+    message = (
+        f"the {what} from {source} holds characters a token cannot have "
+        "(a line break, a space, a control or non-ASCII character); it was not used"
+    )
+    if server:
+        raise ProviderError(message, hint="the server is broken or hostile; report it")
+    raise InvalidCredentials(
+        message, hint="copy the token again, without line breaks or spaces inside"
+    )
 
 
 def clean(text: object, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
@@ -127,10 +153,16 @@ def parse_token_response(
             f"{where} answered without an {field}",
             hint="check that token_url points at the token endpoint",
         )
-    access_token = access_token.strip()
+    access_token = check_token(access_token.strip(), where, what=field, server=True)
     token_type = data.get("token_type", "Bearer")
     if not isinstance(token_type, str) or not token_type.strip():
         token_type = "Bearer"
+    if not _SCHEME.fullmatch(token_type.strip()):
+        raise ProviderError(
+            f"{where} answered with a token_type that is not a plain scheme name "
+            "(letters, digits, - and _)",
+            hint="the server is broken or hostile; report it",
+        )
 
     expires: float | None = None
     if data.get("expires_in") is not None:
@@ -153,6 +185,8 @@ def parse_token_response(
             expires = requested_at + default_lifetime
 
     refresh = data.get("refresh_token")
+    if isinstance(refresh, str) and refresh.strip():
+        check_token(refresh.strip(), where, what="refresh_token", server=True)
     refresh_expires = None
     if data.get("refresh_expires_in") is not None:
         try:

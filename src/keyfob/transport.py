@@ -395,11 +395,19 @@ class Transport:
 
 
 def _reason(exc: Exception) -> str:
-    """The class of network failure, without URLs (they may carry a query)."""
-    text = str(exc).split(" for url ")[0].strip()
+    """The class of network failure, never the exception's text: httpx and h11 quote
+    URLs (with their queries) and header values (a token) there. An operating
+    system error's own words ("Connection refused") hold neither."""
     names = {
         "ConnectError": "connection failed",
         "RemoteProtocolError": "the server broke the protocol",
+        "LocalProtocolError": "the request could not be sent",
         "ReadError": "the connection broke",
     }
-    return names.get(type(exc).__name__, type(exc).__name__) + (f" ({text})" if text else "")
+    reason = names.get(type(exc).__name__, type(exc).__name__)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        reason += f" ({cause.strerror})"
+    return reason

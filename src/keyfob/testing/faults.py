@@ -23,8 +23,19 @@ GARBAGE_KINDS = frozenset(
         "expires_in_garbage",
         "expires_in_negative",
         "truncated",
+        # hostile answers: a token that would break out of a header or a terminal
+        "access_token_newline",
+        "access_token_surrogate",
+        "token_type_crlf",
     }
 )
+
+#: what each hostile kind puts into a real token answer
+_HOSTILE: dict[str, dict[str, Any]] = {
+    "access_token_newline": {"access_token": "hostile-token\nX-Injected: yes"},
+    "access_token_surrogate": {"access_token": "hostile-token-\ud800"},
+    "token_type_crlf": {"token_type": "Bearer\r\nX-Injected: yes"},
+}
 
 
 @dataclass
@@ -126,10 +137,18 @@ def synthetic(fault: Fault) -> Response | None:
 
 
 def spoil(fault: Fault, response: Response) -> Response:
-    """The real answer, cut in half or with a bad ``expires_in``."""
+    """The real answer, cut in half, with a bad ``expires_in`` or a hostile field."""
     if fault.kind == "truncated":
         body = response.body()
         return Response(200, raw=body[: len(body) // 2], headers=response.headers)
+    if fault.kind in _HOSTILE:
+        if isinstance(response.payload, dict):
+            field = "api_token" if "api_token" in response.payload else None
+            changes = dict(_HOSTILE[fault.kind])
+            if field and "access_token" in changes:  # iNaturalist's JWT answer
+                changes[field] = changes.pop("access_token")
+            response.payload = {**response.payload, **changes}
+        return response
     if response.status == 200 and isinstance(response.payload, dict):
         value: Any = {"expires_in_string": "3599", "expires_in_garbage": "soon"}.get(fault.kind, -5)
         response.payload = {**response.payload, "expires_in": value}

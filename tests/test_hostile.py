@@ -1,0 +1,166 @@
+"""Attacks from a hostile server and hostile tokens (issue 12), each performed here.
+
+The attacker is the emulator with a hostile fault (``LocalProvider.garbage``), a
+small purpose-built server on 127.0.0.1, or a token with bytes no token has. Each
+attack ends in one line on stderr with the documented exit code, and no secret,
+no token and no control character in any output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import CliRun, Leaks
+from keyfob import grants
+from keyfob.config import HttpSettings
+from keyfob.errors import InvalidCredentials, ProviderError, TransportError
+from keyfob.flow import HttpRequest, HttpResponse
+from keyfob.provider import oauth2, treesnap
+from keyfob.testing import LocalProvider
+from keyfob.transport import Transport
+
+NOW = 1_700_000_000.0
+HOSTILE = "hostile-token"  # what the emulator's hostile faults put into a token
+
+
+def one_line_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("keyfob: error: ")
+    return lines[0]
+
+
+def answer(payload: Any, status: int = 200) -> HttpResponse:
+    body = json.dumps(payload).encode()
+    return HttpResponse(
+        status, {"content-type": "application/json"}, body, "http://127.0.0.1:1/token"
+    )
+
+
+# ----------------------------------------------------- 2, 3, 15: tokens with control characters
+def test_treesnap_token_with_a_line_break_in_the_environment_exits_3_naming_the_variable(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks
+) -> None:
+    token = configured.issue_treesnap_token()
+    broken = token[:20] + "\n" + token[20:]
+    no_secret_leaks.plant(token[:20], token[20:])
+    done = cli("header", "treesnap", env={"TREESNAP_TOKEN": broken})
+    assert done.returncode == 3
+    line = one_line_error(done.stderr)
+    assert "TREESNAP_TOKEN" in line
+    assert done.stdout == ""
+
+
+def test_token_with_a_lone_surrogate_exits_3_instead_of_crashing(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks
+) -> None:
+    # a byte that is not UTF-8 in the environment reaches Python as a lone surrogate
+    no_secret_leaks.plant("personal-token-part")
+    done = cli("token", "treesnap", env={"TREESNAP_TOKEN": "personal-token-part\udcff"})
+    assert done.returncode == 3
+    assert "TREESNAP_TOKEN" in one_line_error(done.stderr)
+
+
+@pytest.mark.parametrize("kind", ["access_token_newline", "access_token_surrogate"])
+def test_server_token_with_control_or_non_ascii_characters_exits_4(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks, kind: str
+) -> None:
+    no_secret_leaks.plant(HOSTILE)
+    configured.garbage("/std/token", kind)
+    done = cli("header", "local")
+    assert done.returncode == 4
+    assert "/std/token" in one_line_error(done.stderr)
+    assert done.stdout == ""
+
+
+def test_inaturalist_jwt_with_a_line_break_exits_4(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks
+) -> None:
+    no_secret_leaks.plant(HOSTILE)
+    configured.garbage("/users/api_token", "access_token_newline")
+    done = cli("token", "inaturalist")
+    assert done.returncode == 4
+    assert "api_token" in one_line_error(done.stderr)
+
+
+def test_token_type_with_crlf_is_refused_and_no_second_header_is_printed(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    configured.garbage("/std/token", "token_type_crlf")
+    done = cli("header", "local")
+    assert done.returncode == 4
+    assert "token_type" in one_line_error(done.stderr)
+    assert "X-Injected" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["tok en", "tok\ten", "tok\r\nX: y", "tok\x00", "tok\x7f", "tök", "tok\ud800"]
+)
+def test_pasted_token_outside_visible_ascii_is_refused_naming_where_it_came_from(
+    value: str, no_secret_leaks: Leaks
+) -> None:
+    no_secret_leaks.plant("tok")
+    with pytest.raises(InvalidCredentials) as info:
+        oauth2.pasted(value, NOW, "the environment (LOCAL_TOKEN)")
+    assert "LOCAL_TOKEN" in str(info.value)
+    assert info.value.exit_code == 3
+    with pytest.raises(InvalidCredentials):
+        treesnap.personal(value, NOW, "the keyring")
+
+
+def test_token_with_percent_as_x_bearer_tokens_have_is_accepted() -> None:
+    value = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBkKG5E2X"
+    assert oauth2.pasted(value, NOW).access_token == value
+    token = grants.parse_token_response(
+        answer({"access_token": value, "token_type": "bearer"}), requested_at=NOW
+    )
+    assert token.authorization == f"Bearer {value}"
+
+
+@given(st.text(max_size=40), st.text(max_size=20))
+def test_a_parsed_token_never_holds_what_could_break_a_header(
+    access_token: str, token_type: str
+) -> None:
+    try:
+        token = grants.parse_token_response(
+            answer({"access_token": access_token, "token_type": token_type}), requested_at=NOW
+        )
+    except ProviderError as exc:
+        assert exc.exit_code == 4
+        return
+    assert token.authorization.isascii()
+    assert token.authorization.isprintable()
+    assert token.authorization.count(" ") == 1
+
+
+def test_network_failure_never_quotes_the_exception_text(no_secret_leaks: Leaks) -> None:
+    # h11 refuses the header and quotes it: "Illegal header value b'Bearer ...'"
+    no_secret_leaks.plant("secret-in-a-header")
+    request = HttpRequest(
+        "GET",
+        "http://127.0.0.1:9/token",
+        headers={"Authorization": "Bearer secret-in-a-header\n"},
+    )
+    transport = Transport(HttpSettings(retries=0, connect_timeout=2, timeout=2))
+    try:
+        with pytest.raises(TransportError) as info:
+            transport.send(request)
+    finally:
+        transport.close()
+    no_secret_leaks.add("the error", str(info.value))
+    assert "secret-in-a-header" not in str(info.value)
+
+
+def test_refresh_token_from_the_environment_with_a_line_break_exits_3(
+    configured: LocalProvider, cli: CliRun, no_secret_leaks: Leaks
+) -> None:
+    no_secret_leaks.plant("refresh-part")
+    done = cli("token", "local", env={"LOCAL_REFRESH_TOKEN": "refresh-part\nrest"})
+    assert done.returncode == 3
+    assert "LOCAL_REFRESH_TOKEN" in one_line_error(done.stderr)
