@@ -8,7 +8,10 @@ no token and no control character in any output.
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +24,7 @@ from keyfob.config import HttpSettings
 from keyfob.errors import InvalidCredentials, ProviderError, TransportError
 from keyfob.flow import HttpRequest, HttpResponse
 from keyfob.provider import oauth2, treesnap
-from keyfob.testing import LocalProvider
+from keyfob.testing import DEMO_CLIENT_ID, DEMO_USERNAME, LocalProvider
 from keyfob.transport import Transport
 
 NOW = 1_700_000_000.0
@@ -164,3 +167,77 @@ def test_refresh_token_from_the_environment_with_a_line_break_exits_3(
     done = cli("token", "local", env={"LOCAL_REFRESH_TOKEN": "refresh-part\nrest"})
     assert done.returncode == 3
     assert "LOCAL_REFRESH_TOKEN" in one_line_error(done.stderr)
+
+
+# ----------------------------------------------------- 4: a server that echoes the request
+def wire_forms(*secrets: str) -> set[str]:
+    """Each secret as the wire carries it, and as a server might quote it back."""
+    forms = set()
+    for secret in secrets:
+        forms |= {
+            secret,
+            urllib.parse.quote_plus(secret),
+            urllib.parse.quote(secret, safe=""),
+        }
+    return forms
+
+
+@pytest.mark.parametrize("client_auth", ["client_secret_basic", "client_secret_post"])
+def test_a_server_echoing_the_request_shows_no_secret_in_any_encoding(
+    configured: LocalProvider,
+    home: Path,
+    cli: CliRun,
+    no_secret_leaks: Leaks,
+    client_auth: str,
+) -> None:
+    password, secret = "PW secret@home-123", "cs secret/456+x"
+    configured.add_oauth_user(DEMO_USERNAME, password)
+    configured.add_oauth_client(DEMO_CLIENT_ID, secret)
+    basic = base64.b64encode(
+        f"{urllib.parse.quote_plus(DEMO_CLIENT_ID)}:{urllib.parse.quote_plus(secret)}".encode()
+    ).decode()
+    no_secret_leaks.plant(*wire_forms(password, secret), basic)
+    with (home / "config.toml").open("a") as fh:
+        fh.write(f'\n[providers.echo]\ntoken_url = "{configured.url}/std/token"\n')
+        fh.write(f'grant = "password"\nenv_prefix = "LOCAL"\nclient_auth = "{client_auth}"\n')
+    configured.garbage("/std/token", "echo")
+    done = cli("token", "echo", env={"LOCAL_PASSWORD": password, "LOCAL_CLIENT_SECRET": secret})
+    assert done.returncode == 4
+    line = one_line_error(done.stderr)
+    assert "invalid_request" in line
+    assert "grant_type=" in line  # the rest of the echo is still there
+    for form in (*wire_forms(password, secret), basic):
+        assert form not in line
+
+
+@given(
+    st.text(min_size=4, max_size=30).filter(lambda s: s.strip() == s and s.strip()),
+    st.sampled_from(["raw", "plus", "quote", "quote_lower", "json"]),
+    st.text(max_size=20),
+)
+def test_clean_cuts_out_a_secret_in_every_wire_form(secret: str, form: str, around: str) -> None:
+    encoded = {
+        "raw": secret,
+        "plus": urllib.parse.quote_plus(secret),
+        "quote": urllib.parse.quote(secret, safe=""),
+        "quote_lower": urllib.parse.quote(secret, safe="").lower(),
+        "json": json.dumps(secret)[1:-1],
+    }[form]
+    if form == "quote_lower" and encoded.lower() != encoded.upper().lower():
+        return  # lower-casing changed the secret's own letters, not just the hex
+    out = grants.clean(f"{around} {encoded} {around}", (secret,), limit=10_000)
+    assert secret not in out
+    assert urllib.parse.quote_plus(secret) not in out
+    assert secret not in urllib.parse.unquote_plus(out)
+
+
+def test_token_request_carries_the_basic_headers_base64_as_a_secret() -> None:
+    request = grants.token_request(
+        "http://127.0.0.1:1/token",
+        {"grant_type": "client_credentials"},
+        client_id="my-client",
+        client_secret="my-client-secret",
+    )
+    basic = base64.b64encode(b"my-client:my-client-secret").decode()
+    message = grants.clean(f"you sent Basic {basic}", request.secrets)
+    assert basic not in message

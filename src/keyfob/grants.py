@@ -6,6 +6,7 @@ a keyfob error made from the OAuth error answer (RFC 6749 §5.2). No sockets.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from keyfob.flow import (
     OpenBrowser,
     ShowCode,
     Sleep,
+    basic_auth,
 )
 from keyfob.token import Token
 
@@ -33,6 +35,7 @@ Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
 # Errors that mean "these credentials are no good" (RFC 6749 §5.2).
 CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_HEX = re.compile(r"%[0-9A-F]{2}")
 #: what a token may hold: visible ASCII (%x21-7E). RFC 6750's b64token is narrower,
 #: but X's bearer tokens hold ``%``; anything else (a line break, a space, a lone
 #: surrogate) would end up inside an HTTP header or a terminal.
@@ -61,13 +64,40 @@ def check_token(value: str, source: str, *, what: str = "token", server: bool = 
     )
 
 
+def secret_forms(secret: str) -> set[str]:
+    """Every form ``secret`` takes on the wire, as a server may echo it: raw,
+    form-encoded (``PW+secret%40home``), percent-encoded (either case of hex), and
+    JSON-escaped. (The Basic header's base64 of ``id:secret`` is a secret of its own
+    in ``HttpRequest.secrets``, see :func:`token_request`.)"""
+    import urllib.parse
+
+    forms = {
+        secret,
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        json.dumps(secret)[1:-1],
+    }
+    forms |= {_HEX.sub(lambda m: m.group(0).lower(), form) for form in forms}
+    return forms
+
+
 def clean(text: object, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
     """Server text made fit for a one-line message: no secret, no control
-    characters, no endless length (a hostile server chooses these bytes)."""
+    characters, no endless length (a hostile server chooses these bytes).
+
+    Each secret is cut out in every form it takes on the wire; text that still
+    holds one once percent-decoded (a form keyfob did not foresee) is left out."""
+    import urllib.parse
+
     out = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            out = out.replace(secret, "***")
+    real = [s for s in secrets if s and len(s) >= 4]
+    forms = sorted({f for s in real for f in secret_forms(s)}, key=len, reverse=True)
+    for form in forms:
+        out = out.replace(form, "***")
+    decoded = (urllib.parse.unquote_plus(out), urllib.parse.unquote(out))
+    if any(s in d for s in real for d in decoded):
+        return "(the server's text is left out: it held a secret)"
     out = " ".join(_CONTROL.sub(" ", out).split())
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
@@ -226,6 +256,8 @@ def token_request(
         if client_secret and client_auth == "client_secret_post":
             form["client_secret"] = client_secret
     all_secrets = tuple(s for s in (*secrets, client_secret, *params.values()) if s)
+    if basic is not None:  # the Basic header's base64, as a server may echo it
+        all_secrets += (basic_auth(*basic).partition(" ")[2],)
     return HttpRequest("POST", url, what, form=form, basic=basic, secrets=all_secrets)
 
 

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from keyfob.testing.wire import NO_STORE, Response
+from keyfob.testing.wire import NO_STORE, Request, Response
 
 GARBAGE_KINDS = frozenset(
     {
@@ -27,6 +27,8 @@ GARBAGE_KINDS = frozenset(
         "access_token_newline",
         "access_token_surrogate",
         "token_type_crlf",
+        # a server that quotes the request back in its error (body, then Authorization)
+        "echo",
     }
 )
 
@@ -117,8 +119,13 @@ class Faults:
             return head
 
 
-def synthetic(fault: Fault) -> Response | None:
+def synthetic(fault: Fault, request: Request | None = None) -> Response | None:
     """The made-up answer that replaces the real one; None: spoil the real one instead."""
+    if fault.kind == "echo":
+        said = request.body.decode("utf-8", "replace") if request is not None else ""
+        if request is not None and request.headers.get("Authorization"):
+            said += " " + str(request.headers.get("Authorization"))
+        return Response(400, {"error": "invalid_request", "error_description": said})
     if fault.kind == "fail":
         headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
         return Response(fault.status, {"error": "temporarily_unavailable"}, headers)
