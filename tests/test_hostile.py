@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,38 @@ def test_token_request_carries_the_basic_headers_base64_as_a_secret() -> None:
     basic = base64.b64encode(b"my-client:my-client-secret").decode()
     message = grants.clean(f"you sent Basic {basic}", request.secrets)
     assert basic not in message
+
+
+# ----------------------------------------------------- 8: absurd lifetimes
+TEN_YEARS = 10 * 365 * 86400
+
+
+def test_an_absurd_expires_in_is_clamped_and_token_json_still_works(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    configured.garbage("/std/token", "expires_in_huge")  # "expires_in": 1e300
+    done = cli("token", "local", "--json")
+    assert done.returncode == 0, done.stderr
+    left = json.loads(done.stdout)["expires_at_epoch"] - time.time()
+    assert TEN_YEARS - 60 < left <= TEN_YEARS
+
+
+@given(st.floats(min_value=0, allow_infinity=False, allow_nan=False) | st.integers(0, 10**300))
+def test_any_expires_in_gives_a_token_whose_expiry_can_be_shown(expires_in: float) -> None:
+    token = grants.parse_token_response(
+        answer({"access_token": "tok", "expires_in": expires_in, "refresh_expires_in": expires_in}),
+        requested_at=NOW,
+    )
+    assert token.expires is not None and token.expires <= NOW + TEN_YEARS
+    assert token.refresh_expires is not None and token.refresh_expires <= NOW + TEN_YEARS
+    assert token.expires_at is not None
+    assert "expires=" in repr(token)
+
+
+def test_a_clamped_lifetime_is_said_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    grants.parse_token_response(
+        answer({"access_token": "tok", "expires_in": 1e15}), requested_at=NOW
+    )
+    assert any(
+        "expires_in" in r.getMessage() and "ten years" in r.getMessage() for r in caplog.records
+    )

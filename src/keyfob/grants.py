@@ -7,6 +7,7 @@ a keyfob error made from the OAuth error answer (RFC 6749 §5.2). No sockets.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,12 @@ from keyfob.flow import (
     basic_auth,
 )
 from keyfob.token import Token
+
+log = logging.getLogger("keyfob")
+
+#: the longest lifetime keyfob believes (ten years): a server's 1e15 or 1e308 is
+#: clamped to it, which keeps expiries inside what datetime, gmtime and Redis take
+MAX_LIFETIME = 10 * 365 * 86400.0
 
 #: a provider's own reading of an error answer (a hook, see ``provider.base.Hooks``)
 Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
@@ -153,6 +160,14 @@ def number(value: object, what: str) -> float:
     return result
 
 
+def _clamped(lifetime: float, name: str, where: str) -> float:
+    """A lifetime no longer than :data:`MAX_LIFETIME`; a longer one is said at debug."""
+    if lifetime <= MAX_LIFETIME:
+        return lifetime
+    log.debug("%s answered %s %g; keeping it %g s (ten years)", where, name, lifetime, MAX_LIFETIME)
+    return MAX_LIFETIME
+
+
 def parse_token_response(
     response: HttpResponse,
     *,
@@ -208,7 +223,7 @@ def parse_token_response(
                 f"{where} answered with a negative expires_in ({expires_in:g})",
                 hint="the server's clock or configuration is wrong; report it to its operator",
             )
-        expires = requested_at + expires_in
+        expires = requested_at + _clamped(expires_in, "expires_in", where)
     else:
         expires = _jwt.expiry(access_token)
         if expires is None and default_lifetime is not None:
@@ -220,7 +235,8 @@ def parse_token_response(
     refresh_expires = None
     if data.get("refresh_expires_in") is not None:
         try:
-            refresh_expires = requested_at + number(data["refresh_expires_in"], "refresh")
+            lifetime = number(data["refresh_expires_in"], "refresh")
+            refresh_expires = requested_at + _clamped(lifetime, "refresh_expires_in", where)
         except ValueError:
             refresh_expires = None
     scope = data.get("scope")

@@ -22,6 +22,7 @@ GARBAGE_KINDS = frozenset(
         "expires_in_string",
         "expires_in_garbage",
         "expires_in_negative",
+        "expires_in_huge",
         "truncated",
         # hostile answers: a token that would break out of a header or a terminal
         "access_token_newline",
@@ -157,6 +158,10 @@ def spoil(fault: Fault, response: Response) -> Response:
             response.payload = {**response.payload, **changes}
         return response
     if response.status == 200 and isinstance(response.payload, dict):
-        value: Any = {"expires_in_string": "3599", "expires_in_garbage": "soon"}.get(fault.kind, -5)
+        value: Any = {
+            "expires_in_string": "3599",
+            "expires_in_garbage": "soon",
+            "expires_in_huge": 1e300,
+        }.get(fault.kind, -5)
         response.payload = {**response.payload, "expires_in": value}
     return response
