@@ -9,9 +9,13 @@ no token and no control character in any output.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 import time
 import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,54 @@ from keyfob.transport import Transport
 
 NOW = 1_700_000_000.0
 HOSTILE = "hostile-token"  # what the emulator's hostile faults put into a token
+
+
+class Hostile:
+    """A small server on 127.0.0.1 that answers every request with ``answer(handler)``:
+    the attacker, when the emulator cannot misbehave this way."""
+
+    def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                outer.requests.append((self.command, self.path, dict(self.headers.items())))
+                with contextlib.suppress(OSError):
+                    answer(self)
+
+            do_GET = do_POST = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Hostile:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def send_json(handler: BaseHTTPRequestHandler, payload: Any, status: int = 200) -> None:
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def one_line_error(stderr: str) -> str:
@@ -277,3 +329,50 @@ def test_a_clamped_lifetime_is_said_at_debug(caplog: pytest.LogCaptureFixture) -
     assert any(
         "expires_in" in r.getMessage() and "ten years" in r.getMessage() for r in caplog.records
     )
+
+
+# ----------------------------------------------------- 10: discovery names its issuer
+def hostile_discovery(issuer: object) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        host = f"http://{handler.headers['Host']}"
+        document = {"token_endpoint": f"{host}/token"}
+        if issuer is not None:
+            document["issuer"] = issuer if issuer != "itself" else host
+        send_json(handler, document if handler.command == "GET" else {"access_token": "x"})
+
+    return answer
+
+
+@pytest.mark.parametrize("issuer", [None, 42, ["x"], "https://elsewhere.example"])
+def test_discovery_without_its_issuer_is_refused_before_the_secret_is_sent(
+    home: Path, cli: CliRun, no_secret_leaks: Leaks, issuer: object
+) -> None:
+    secret = "client-secret-for-discovery"
+    no_secret_leaks.plant(secret)
+    with Hostile(hostile_discovery(issuer)) as server:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            f'[providers.hostile]\nissuer = "{server.url}"\ngrant = "client_credentials"\n'
+            'env_prefix = "HOSTILE"\n'
+        )
+        done = cli(
+            "token",
+            "hostile",
+            env={"HOSTILE_CLIENT_ID": "client", "HOSTILE_CLIENT_SECRET": secret},
+        )
+    assert done.returncode == 4
+    line = one_line_error(done.stderr)
+    assert "issuer" in line and "config.toml" in line
+    assert [method for method, _, _ in server.requests] == ["GET"]
+
+
+def test_discovery_naming_its_issuer_is_used(home: Path, cli: CliRun) -> None:
+    with Hostile(hostile_discovery("itself")) as server:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            f'[providers.honest]\nissuer = "{server.url}"\ngrant = "client_credentials"\n'
+            'env_prefix = "HONEST"\n'
+        )
+        done = cli("token", "honest", env={"HONEST_CLIENT_ID": "c", "HONEST_CLIENT_SECRET": "s"})
+    assert done.returncode == 0, done.stderr
+    assert [method for method, _, _ in server.requests] == ["GET", "POST"]

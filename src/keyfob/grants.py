@@ -405,15 +405,23 @@ def discover(issuer: str) -> Flow[dict[str, Any]]:
         if response.status != 200:
             continue
         data = response.json()
-        if not isinstance(data, dict) or not isinstance(data.get("token_endpoint"), str):
+        if not isinstance(data, dict):
+            raise ProviderError(f"the discovery document at {safe_url(url)} is not a JSON object")
+        # RFC 8414 §3.3: the document must name the issuer it was asked for; one that
+        # names none, or another, could send the client secret anywhere.
+        issuer_named = data.get("issuer")
+        if not isinstance(issuer_named, str) or issuer_named.rstrip("/") != base:
+            said = (
+                "names no issuer" if not isinstance(issuer_named, str) else "is for another issuer"
+            )
+            raise ProviderError(
+                f"the discovery document at {safe_url(url)} {said}; nothing was sent to it",
+                hint="check issuer in config.toml (RFC 8414 §3.3 requires the document to name it)",
+            )
+        if not isinstance(data.get("token_endpoint"), str):
             raise ProviderError(
                 f"the discovery document at {safe_url(url)} names no token_endpoint",
                 hint="set token_url in config.toml",
-            )
-        if isinstance(data.get("issuer"), str) and data["issuer"].rstrip("/") != base:
-            raise ProviderError(
-                f"the discovery document at {safe_url(url)} is for another issuer",
-                hint="check issuer in config.toml (RFC 8414 §3.3)",
             )
         return data
     assert last is not None
