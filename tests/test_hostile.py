@@ -27,7 +27,7 @@ from conftest import CliRun, Leaks
 from keyfob import grants
 from keyfob.config import HttpSettings
 from keyfob.errors import InvalidCredentials, ProviderError, TransportError
-from keyfob.flow import HttpRequest, HttpResponse
+from keyfob.flow import HttpRequest, HttpResponse, ShowCode, Sleep
 from keyfob.provider import oauth2, treesnap
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_USERNAME, LocalProvider
 from keyfob.transport import Transport
@@ -376,3 +376,85 @@ def test_discovery_naming_its_issuer_is_used(home: Path, cli: CliRun) -> None:
         done = cli("token", "honest", env={"HONEST_CLIENT_ID": "c", "HONEST_CLIENT_SECRET": "s"})
     assert done.returncode == 0, done.stderr
     assert [method for method, _, _ in server.requests] == ["GET", "POST"]
+
+
+# ----------------------------------------------------- 11: the device prompt
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def device_flow(clock: Clock, **authorization: Any) -> Any:
+    flow = grants.device_login(
+        device_url="https://id.example.test/device",
+        token_url="https://id.example.test/token",
+        client_id="client",
+        client_secret=None,
+        clock=clock,
+    )
+    next(flow)
+    body = {
+        "device_code": "device-code-123",
+        "user_code": "WDJB-MJHT",
+        "verification_uri": "https://id.example.test/device",
+        "expires_in": 600,
+        **authorization,
+    }
+    return flow, flow.send(answer(body))
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://id.example.test/device\x1b]8;;https://evil.example\x1b\\",
+        "https://id.example.test/device\x1b[2J",
+        "https://id.example.test/\u202edevice",
+        "http://evil.example/device",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "https:///no-host",
+    ],
+)
+@pytest.mark.parametrize("field", ["verification_uri", "verification_uri_complete"])
+def test_device_prompt_refuses_a_uri_with_escapes_or_another_scheme(uri: str, field: str) -> None:
+    with pytest.raises(ProviderError) as info:
+        device_flow(Clock(), **{field: uri})
+    assert info.value.exit_code == 4
+    assert field in str(info.value)
+    assert "\x1b" not in info.value.one_line()
+
+
+def test_device_prompt_takes_http_to_loopback() -> None:
+    _, shown = device_flow(Clock(), verification_uri="http://127.0.0.1:8080/device")
+    assert isinstance(shown, ShowCode)
+    assert shown.verification_uri == "http://127.0.0.1:8080/device"
+
+
+@given(st.text(max_size=60))
+def test_a_shown_verification_uri_is_always_visible_https(uri: str) -> None:
+    try:
+        _, shown = device_flow(Clock(), verification_uri="https://" + uri)
+    except ProviderError:
+        return
+    assert shown.verification_uri.isascii() and shown.verification_uri.isprintable()
+    assert shown.verification_uri.startswith("https://")
+
+
+@pytest.mark.parametrize("interval", [0, 0.001, "0"])
+def test_device_flow_polls_no_faster_than_once_a_second(interval: Any) -> None:
+    clock = Clock()
+    flow, _ = device_flow(clock, interval=interval)
+    polls = 0
+    effect = flow.send(None)
+    while clock.now < NOW + 5:
+        assert isinstance(effect, Sleep)
+        assert effect.seconds >= 1.0
+        clock.now += effect.seconds
+        effect = flow.send(None)
+        assert isinstance(effect, HttpRequest)
+        polls += 1
+        effect = flow.send(answer({"error": "authorization_pending"}, 400))
+    assert polls <= 5

@@ -576,6 +576,33 @@ def _callback_problem(
 
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: the device flow polls no faster than this, whatever the server's interval says
+MIN_POLL = 1.0
+
+
+def _shown_uri(uri: str, name: str, where: str) -> str:
+    """A URI fit to show a person and open: visible ASCII only (no terminal escapes),
+    https, or http to a loopback host. A ProviderError (exit 4) otherwise."""
+    import urllib.parse
+
+    from keyfob.config import is_loopback
+
+    try:
+        parts = urllib.parse.urlsplit(uri) if _VISIBLE.fullmatch(uri) else None
+    except ValueError:
+        parts = None
+    host = parts.hostname if parts is not None else None
+    if (
+        parts is None
+        or not host
+        or (parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)))
+    ):
+        raise ProviderError(
+            f"{where} answered with a {name} that is not an https:// address of visible "
+            "characters; it was not shown",
+            hint="the server is broken or hostile; report it to its operator",
+        )
+    return uri
 
 
 def device_login(
@@ -611,13 +638,17 @@ def device_login(
     uri = data.get("verification_uri") or data.get("verification_url")  # Google's old name
     if not isinstance(uri, str) or not uri:
         raise ProviderError(f"{where} answered without verification_uri")
+    uri = _shown_uri(uri, "verification_uri", where)
     try:
         expires_in = number(data.get("expires_in", 600), "expires_in")
         wait = number(data.get("interval", 5), "interval")  # RFC 8628 §3.2: 5 s when absent
     except ValueError:
         raise ProviderError(f"{where} answered with a non-numeric expires_in or interval") from None
-    wait = max(0.0, interval if interval is not None else wait)
+    # RFC 8628 §3.5 lets the server choose; "interval": 0 would poll as fast as it answers.
+    wait = max(MIN_POLL, interval if interval is not None else wait)
     complete = data.get("verification_uri_complete")
+    if isinstance(complete, str) and complete:
+        complete = _shown_uri(complete, "verification_uri_complete", where)
     started = clock()
     deadline = started + max(1.0, expires_in)
     yield ShowCode(
