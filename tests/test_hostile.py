@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
 import threading
 import time
+import tracemalloc
 import urllib.parse
+import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,12 +28,14 @@ from hypothesis import strategies as st
 
 from conftest import CliRun, Leaks
 from keyfob import grants
+from keyfob.body import BodyReader, total_deadline
 from keyfob.config import HttpSettings
 from keyfob.errors import InvalidCredentials, ProviderError, TransportError
 from keyfob.flow import HttpRequest, HttpResponse, ShowCode, Sleep
 from keyfob.provider import oauth2, treesnap
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_USERNAME, LocalProvider
 from keyfob.transport import Transport
+from test_transport import AsyncDriver, Driver
 
 NOW = 1_700_000_000.0
 HOSTILE = "hostile-token"  # what the emulator's hostile faults put into a token
@@ -458,3 +463,160 @@ def test_device_flow_polls_no_faster_than_once_a_second(interval: Any) -> None:
         polls += 1
         effect = flow.send(answer({"error": "authorization_pending"}, 400))
     assert polls <= 5
+
+
+# ----------------------------------------------------- 5, 6: answers without end
+@pytest.fixture(params=["sync", "async"])
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return AsyncDriver() if request.param == "async" else Driver()
+
+
+def send(driver: Driver, url: str, **settings: Any) -> HttpResponse:
+    base = {"connect_timeout": 2.0, "timeout": 5.0, "retries": 0}
+    transport = Transport(HttpSettings(**{**base, **settings}))
+    try:
+        return driver.send(transport, HttpRequest("POST", url + "/token", form={"a": "b"}))
+    finally:
+        transport.close()
+
+
+def endless(handler: BaseHTTPRequestHandler) -> None:
+    """A token answer that claims 100 MB and keeps sending until the client hangs up."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(100 * 1024 * 1024))
+    handler.end_headers()
+    handler.wfile.write(b'{"access_token": "')
+    chunk = b"a" * 65536
+    for _ in range(1600):
+        handler.wfile.write(chunk)
+
+
+BOMB = gzip.compress(b'{"access_token": "' + b"a" * 64_000_000 + b'"}', 9)
+
+
+def bomb(handler: BaseHTTPRequestHandler) -> None:
+    """A 60 KB gzip answer that inflates to 64 MB."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(BOMB)))
+    handler.end_headers()
+    handler.wfile.write(BOMB)
+
+
+@pytest.mark.parametrize("answer_with", [endless, bomb], ids=["100MB", "gzip-bomb"])
+def test_an_answer_past_1_mib_is_refused_while_reading_it(
+    driver: Driver, answer_with: Callable[[BaseHTTPRequestHandler], None]
+) -> None:
+    tracemalloc.start()
+    try:
+        with Hostile(answer_with) as server, pytest.raises(ProviderError) as info:
+            send(driver, server.url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "more than 1024 KiB" in info.value.one_line()
+    assert info.value.exit_code == 4
+    assert peak < 16 * 1024 * 1024
+
+
+def test_a_compressed_answer_under_the_cap_is_decoded(driver: Driver) -> None:
+    payload = json.dumps({"access_token": "compressed-token", "expires_in": 60}).encode()
+
+    def compressed(handler: BaseHTTPRequestHandler) -> None:
+        body = gzip.compress(payload)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with Hostile(compressed) as server:
+        response = send(driver, server.url)
+    assert response.content == payload
+    assert server.requests[0][2]["Accept-Encoding"] == "gzip, deflate"
+
+
+def drip(handler: BaseHTTPRequestHandler) -> None:
+    """Headers at once, then the body one byte every 50 ms: each read well inside the
+    read timeout, the whole answer never."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "400")
+    handler.end_headers()
+    for _ in range(400):
+        handler.wfile.write(b" ")
+        handler.wfile.flush()
+        time.sleep(0.05)
+
+
+def drip_headers(handler: BaseHTTPRequestHandler) -> None:
+    """The status line and headers one byte every 50 ms."""
+    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 400:
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(0.05)
+
+
+def test_a_dripping_answer_ends_at_the_total_deadline(driver: Driver) -> None:
+    started = time.monotonic()
+    with Hostile(drip) as server, pytest.raises(TransportError) as info:
+        send(driver, server.url, connect_timeout=0.2, timeout=0.4)  # deadline: 1 s
+    assert time.monotonic() - started < 4
+    assert "did not finish answering within 1 s" in info.value.one_line()
+    assert info.value.exit_code == 4
+
+
+def test_dripping_headers_end_at_the_total_deadline(driver: Driver) -> None:
+    started = time.monotonic()
+    with Hostile(drip_headers) as server, pytest.raises(TransportError) as info:
+        send(driver, server.url, connect_timeout=0.2, timeout=0.4)
+    assert time.monotonic() - started < 4
+    assert "within 1 s" in info.value.one_line()
+
+
+def test_total_deadline_is_connect_plus_twice_the_read_timeout() -> None:
+    assert total_deadline(5, 30) == 65
+
+
+@given(st.binary(max_size=4096), st.integers(1, 512), st.sampled_from(["", "gzip", "deflate"]))
+def test_body_reader_gives_back_what_was_sent_in_any_chunking(
+    data: bytes, size: int, encoding: str
+) -> None:
+    wire = {"": data, "gzip": gzip.compress(data), "deflate": zlib.compress(data)}[encoding]
+    reader = BodyReader("the token endpoint", encoding, deadline=float("inf"), seconds=1)
+    for start in range(0, len(wire), size):
+        reader.feed(wire[start : start + size])
+    assert reader.finish() == data
+
+
+@given(st.integers(1, 3000), st.sampled_from(["", "gzip", "deflate"]))
+def test_body_reader_refuses_one_byte_past_its_limit(size: int, encoding: str) -> None:
+    data = b"x" * size
+    wire = {"": data, "gzip": gzip.compress(data), "deflate": zlib.compress(data)}[encoding]
+    reader = BodyReader("x", encoding, deadline=float("inf"), seconds=1, limit=size - 1)
+    with pytest.raises(ProviderError):
+        reader.feed(wire)
+        reader.finish()
+
+
+def test_body_reader_refuses_an_encoding_it_cannot_read() -> None:
+    with pytest.raises(ProviderError) as info:
+        BodyReader("the token endpoint", "br", deadline=float("inf"), seconds=1)
+    assert "(br)" in str(info.value)
+
+
+def test_a_huge_token_answer_is_one_line_exit_4_at_the_command_line(
+    home: Path, cli: CliRun
+) -> None:
+    with Hostile(endless) as server:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            f'[providers.huge]\ntoken_url = "{server.url}/token"\ngrant = "client_credentials"\n'
+            'env_prefix = "HUGE"\n'
+        )
+        done = cli("token", "huge", env={"HUGE_CLIENT_ID": "c", "HUGE_CLIENT_SECRET": "s"})
+    assert done.returncode == 4
+    assert "more than 1024 KiB" in one_line_error(done.stderr)

@@ -11,11 +11,18 @@ or ``httpx.AsyncClient`` (:meth:`Transport.arun`, which waits with
 The policy is written once, sans I/O, and both drivers consult it: the
 ``http://`` refusal, the timeouts, the bounded retries of 429 and 5xx with
 backoff that honours ``Retry-After`` and ``max_wait``, and what each failure
-is called (:func:`_attempts`). A driver only carries out its steps.
+is called (:func:`_attempts`). A driver only carries out its steps: for an
+``_Attempt`` it sends the request, feeds every raw chunk of the answer (still
+content-encoded) to ``step.reader(content_encoding)`` (a
+:class:`~keyfob.body.BodyReader`: the 1 MiB cap and the total deadline), and
+answers with ``_Received(status, headers, reader.finish())``; it bounds each
+read by ``step.read_timeout()`` and, where its client allows, the whole try by
+``step.remaining()``, raising ``step.too_late()`` when that bound fires.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
@@ -25,6 +32,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from keyfob.body import ACCEPT_ENCODING, BodyReader, total_deadline
 from keyfob.config import HttpSettings, check_url, safe_url
 from keyfob.errors import ConfigError, TransportError
 from keyfob.flow import (
@@ -72,13 +80,54 @@ def retry_after(value: str | None, now: float) -> float | None:
 # --------------------------------------------------------------------------- the policy
 @dataclass(frozen=True)
 class _Attempt:
-    """One try of a request on the wire; the driver answers with httpx's response."""
+    """One try of a request on the wire.
+
+    The driver sends it, feeds the answer's raw (still content-encoded) chunks
+    to ``reader(content_encoding)`` and answers with a :class:`_Received`; it
+    bounds each read by ``read_timeout()`` and, where it can, the whole try by
+    ``remaining()`` seconds.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = field(repr=False)
     form: Mapping[str, str] | None = field(repr=False)
     json: Mapping[str, Any] | None = field(repr=False)
+    where: str = ""
+    #: ``time.monotonic()`` by which the whole try must be over (see ``body.total_deadline``)
+    deadline: float = float("inf")
+    seconds: float = float("inf")
+    timeout: float = 30.0
+
+    def reader(self, content_encoding: str | None) -> BodyReader:
+        """The body reader of this try's answer: every driver reads the body through it."""
+        return BodyReader(
+            self.where, content_encoding, deadline=self.deadline, seconds=self.seconds
+        )
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def read_timeout(self) -> float:
+        """The read timeout, cut short where the deadline comes first."""
+        return max(0.001, min(self.timeout, self.remaining()))
+
+    def too_late(self) -> TransportError:
+        """What a driver raises when its own bound on the whole try fired."""
+        return TransportError(
+            f"{self.where} did not finish answering within {self.seconds:g} s",
+            hint="the provider is too slow or sends its answer drop by drop; try again "
+            "later, or raise KEYFOB_TIMEOUT or [http] timeout",
+        )
+
+
+@dataclass(frozen=True)
+class _Received:
+    """The answer to an :class:`_Attempt`: status, headers, the body from its reader."""
+
+    status: int
+    headers: Mapping[str, str] = field(repr=False)
+    content: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -102,17 +151,28 @@ def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], 
     check_url(request.url, request.what)
     import httpx  # to name what the clients raise; the drivers need it anyway
 
-    headers = {"Accept": "application/json", **request.headers}
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, **request.headers}
     if request.basic:
         headers["Authorization"] = basic_auth(*request.basic)
-    wire = _Attempt(request.method, request.url, headers, request.form, request.json)
     where = f"{request.what} ({safe_url(request.url)})"
+    seconds = total_deadline(settings.connect_timeout, settings.timeout)
     attempts = settings.retries + 1
     for attempt in range(attempts):
         log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
+        wire = _Attempt(
+            request.method,
+            request.url,
+            headers,
+            request.form,
+            request.json,
+            where=where,
+            deadline=time.monotonic() + seconds,
+            seconds=seconds,
+            timeout=settings.timeout,
+        )
         try:
             raw = yield wire
-            content = raw.content
+            assert isinstance(raw, _Received)
         except httpx.TimeoutException:
             raise TransportError(
                 f"{where} did not answer in time",
@@ -122,9 +182,9 @@ def _attempts(request: HttpRequest, settings: HttpSettings, clock: Callable[[], 
         except httpx.HTTPError as exc:
             raise TransportError(f"cannot reach {where}: {_reason(exc)}") from None
         response = HttpResponse(
-            raw.status_code,
+            raw.status,
             {k.lower(): v for k, v in raw.headers.items()},
-            content,
+            raw.content,
             request.url,
             request.what,
         )
@@ -214,6 +274,8 @@ class Transport:
         s = self.settings
         return {
             "timeout": httpx.Timeout(s.timeout, connect=s.connect_timeout),
+            # no idle connections: each try connects, so its deadline can shut its socket
+            "limits": httpx.Limits(max_keepalive_connections=0),
             "follow_redirects": False,
             "trust_env": False,
             "headers": {"User-Agent": USER_AGENT},
@@ -281,17 +343,66 @@ class Transport:
                     step = steps.send(None)
                     continue
                 try:
-                    raw = self._http().request(
-                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
-                    )
+                    received = self._exchange(step)
                 except Exception as exc:  # the policy names it (or lets it through)
                     step = steps.throw(exc)
                 else:
-                    step = steps.send(raw)
+                    step = steps.send(received)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             steps.close()
+
+    def _exchange(self, step: _Attempt) -> _Received:
+        """One try with ``httpx.Client``: the body streamed through the step's reader.
+
+        The reader bounds the body by the deadline; before the body (a server that
+        drips its status line and headers) a timer shuts the try's socket at the
+        deadline, which the trace of its connection hands over. The client keeps
+        no idle connection, so every try has its own socket to shut.
+        """
+        import socket
+
+        sockets: list[Any] = []
+
+        def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete" and info.get("return_value"):
+                sockets.append(info["return_value"].get_extra_info("socket"))
+
+        def shut() -> None:
+            for sock in sockets:
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(step.remaining(), shut)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self._http().stream(
+                step.method,
+                step.url,
+                data=step.form,
+                json=step.json,
+                headers=step.headers,
+                timeout=self._timeout(step),
+                extensions={"trace": trace},
+            ) as raw:
+                reader = step.reader(raw.headers.get("content-encoding"))
+                for chunk in raw.iter_raw():
+                    reader.feed(chunk)
+                return _Received(raw.status_code, raw.headers, reader.finish())
+        except Exception:
+            if step.remaining() <= 0:  # the timer cut it: name the deadline, not the cut
+                raise step.too_late() from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _timeout(self, step: _Attempt) -> Any:
+        import httpx
+
+        read = step.read_timeout()
+        return httpx.Timeout(read, connect=min(self.settings.connect_timeout, read))
 
     # ----------------------------------------------------------------------- async
     def _ahttp(self) -> Any:
@@ -381,17 +492,37 @@ class Transport:
                     step = steps.send(None)
                     continue
                 try:
-                    raw = await self._ahttp().request(
-                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
-                    )
+                    received = await self._aexchange(step)
                 except Exception as exc:  # the policy names it (or lets it through)
                     step = steps.throw(exc)
                 else:
-                    step = steps.send(raw)
+                    step = steps.send(received)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             steps.close()
+
+    async def _aexchange(self, step: _Attempt) -> _Received:
+        """:meth:`_exchange` on ``httpx.AsyncClient``; the whole try, headers included,
+        also bounded by the deadline (a server that drips its headers)."""
+        import asyncio
+
+        try:
+            async with asyncio.timeout(step.remaining()):
+                async with self._ahttp().stream(
+                    step.method,
+                    step.url,
+                    data=step.form,
+                    json=step.json,
+                    headers=step.headers,
+                    timeout=self._timeout(step),
+                ) as raw:
+                    reader = step.reader(raw.headers.get("content-encoding"))
+                    async for chunk in raw.aiter_raw():
+                        reader.feed(chunk)
+                    return _Received(raw.status_code, raw.headers, reader.finish())
+        except TimeoutError:
+            raise step.too_late() from None
 
 
 def _reason(exc: Exception) -> str:
