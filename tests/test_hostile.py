@@ -8,6 +8,7 @@ no token and no control character in any output.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import gzip
@@ -22,10 +23,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+import keyfob
 from conftest import CliRun, Leaks
 from keyfob import grants
 from keyfob.body import BodyReader, total_deadline
@@ -45,7 +49,9 @@ class Hostile:
     """A small server on 127.0.0.1 that answers every request with ``answer(handler)``:
     the attacker, when the emulator cannot misbehave this way."""
 
-    def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
+    def __init__(
+        self, answer: Callable[[BaseHTTPRequestHandler], None], host: str = "127.0.0.1"
+    ) -> None:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         outer = self
 
@@ -65,9 +71,9 @@ class Hostile:
 
             do_GET = do_POST = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Hostile:
@@ -620,3 +626,50 @@ def test_a_huge_token_answer_is_one_line_exit_4_at_the_command_line(
         done = cli("token", "huge", env={"HUGE_CLIENT_ID": "c", "HUGE_CLIENT_SECRET": "s"})
     assert done.returncode == 4
     assert "more than 1024 KiB" in one_line_error(done.stderr)
+
+
+# ----------------------------------------------------- 17: a 401 from a host without the token
+def refuse(handler: BaseHTTPRequestHandler) -> None:
+    send_json(handler, {"error": "unauthorized"}, 401)
+
+
+def redirect_to(url: str) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", url + "/elsewhere")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+def by_requests(url: str) -> int:
+    return requests.get(url, auth=keyfob.requests_auth("local"), timeout=5).status_code
+
+
+def by_httpx(url: str) -> int:
+    with httpx.Client(auth=keyfob.httpx_auth("local"), follow_redirects=True) as client:
+        return client.get(url).status_code
+
+
+def by_async_httpx(url: str) -> int:
+    async def get() -> int:
+        auth = keyfob.httpx_auth("local")
+        async with httpx.AsyncClient(auth=auth, follow_redirects=True) as client:
+            return (await client.get(url)).status_code
+
+    return asyncio.run(get())
+
+
+@pytest.mark.parametrize("get", [by_requests, by_httpx, by_async_httpx])
+def test_a_401_after_a_redirect_to_another_host_keeps_the_token_and_sends_it_nowhere(
+    configured: LocalProvider, get: Callable[[str], int]
+) -> None:
+    keyfob.get_token("local")
+    configured.reset_counts()
+    with Hostile(refuse, host="127.0.0.2") as other, Hostile(redirect_to(other.url)) as api:
+        assert get(api.url + "/api") == 401
+    assert configured.count("/std/token") == 0  # no new token for a host that saw none
+    assert [r[2].get("Authorization") for r in api.requests] != [None]  # A got the token
+    assert all("Authorization" not in headers for _, _, headers in other.requests)
+    assert len(other.requests) == 1
