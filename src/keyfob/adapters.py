@@ -106,7 +106,7 @@ class HttpxAuth(_Bound, httpx.Auth):
         token = self.token()
         request.headers["Authorization"] = token.authorization
         response = yield request
-        if response.status_code == 401:
+        if response.status_code == 401 and _saw_token(response, request):
             response.read()
             request.headers["Authorization"] = self.replace(token).authorization
             yield request
@@ -118,11 +118,20 @@ class HttpxAuth(_Bound, httpx.Auth):
         token = self.peek() or await self.atoken()
         request.headers["Authorization"] = token.authorization
         response = yield request
-        if response.status_code == 401:
+        if response.status_code == 401 and _saw_token(response, request):
             await response.aread()
             fresh = await self.areplace(token)
             request.headers["Authorization"] = fresh.authorization
             yield request
+
+
+def _saw_token(response: httpx.Response, request: httpx.Request) -> bool:
+    """Whether the 401 came from where the token was sent. httpx hands the auth flow
+    the answer at the end of the redirects, and drops ``Authorization`` when they
+    leave the origin: a 401 from there says nothing of the token. (requests calls
+    the hook per answer and only the first request carries the token: no check.)"""
+    sent, answered = request.url, response.request.url
+    return (sent.scheme, sent.host, sent.port) == (answered.scheme, answered.host, answered.port)
 
 
 def requests_auth(provider: str, **kw: Any) -> RequestsAuth:

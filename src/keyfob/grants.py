@@ -6,6 +6,8 @@ a keyfob error made from the OAuth error answer (RFC 6749 §5.2). No sockets.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -24,8 +26,15 @@ from keyfob.flow import (
     OpenBrowser,
     ShowCode,
     Sleep,
+    basic_auth,
 )
 from keyfob.token import Token
+
+log = logging.getLogger("keyfob")
+
+#: the longest lifetime keyfob believes (ten years): a server's 1e15 or 1e308 is
+#: clamped to it, which keeps expiries inside what datetime, gmtime and Redis take
+MAX_LIFETIME = 10 * 365 * 86400.0
 
 #: a provider's own reading of an error answer (a hook, see ``provider.base.Hooks``)
 Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
@@ -33,15 +42,69 @@ Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
 # Errors that mean "these credentials are no good" (RFC 6749 §5.2).
 CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_HEX = re.compile(r"%[0-9A-F]{2}")
+#: what a token may hold: visible ASCII (%x21-7E). RFC 6750's b64token is narrower,
+#: but X's bearer tokens hold ``%``; anything else (a line break, a space, a lone
+#: surrogate) would end up inside an HTTP header or a terminal.
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
+#: a plain HTTP auth scheme name (RFC 9110 §11.1 allows more; no server needs it)
+_SCHEME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_token(value: str, source: str, *, what: str = "token", server: bool = False) -> str:
+    """``value`` if it can be a token; else an error naming ``source``, never the value.
+
+    The one rule for a token wherever it enters: a paste, an environment variable,
+    the keyring, a server's answer (``server=True``: a ``ProviderError``, exit 4;
+    else ``InvalidCredentials``, exit 3).
+    """
+    if _VISIBLE.fullmatch(value):
+        return value
+    message = (
+        f"the {what} from {source} holds characters a token cannot have "
+        "(a line break, a space, a control or non-ASCII character); it was not used"
+    )
+    if server:
+        raise ProviderError(message, hint="the server is broken or hostile; report it")
+    raise InvalidCredentials(
+        message, hint="copy the token again, without line breaks or spaces inside"
+    )
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form ``secret`` takes on the wire, as a server may echo it: raw,
+    form-encoded (``PW+secret%40home``), percent-encoded (either case of hex), and
+    JSON-escaped. (The Basic header's base64 of ``id:secret`` is a secret of its own
+    in ``HttpRequest.secrets``, see :func:`token_request`.)"""
+    import urllib.parse
+
+    forms = {
+        secret,
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        json.dumps(secret)[1:-1],
+    }
+    forms |= {_HEX.sub(lambda m: m.group(0).lower(), form) for form in forms}
+    return forms
 
 
 def clean(text: object, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
     """Server text made fit for a one-line message: no secret, no control
-    characters, no endless length (a hostile server chooses these bytes)."""
+    characters, no endless length (a hostile server chooses these bytes).
+
+    Each secret is cut out in every form it takes on the wire; text that still
+    holds one once percent-decoded (a form keyfob did not foresee) is left out."""
+    import urllib.parse
+
     out = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            out = out.replace(secret, "***")
+    real = [s for s in secrets if s and len(s) >= 4]
+    forms = sorted({f for s in real for f in secret_forms(s)}, key=len, reverse=True)
+    for form in forms:
+        out = out.replace(form, "***")
+    decoded = (urllib.parse.unquote_plus(out), urllib.parse.unquote(out))
+    if any(s in d for s in real for d in decoded):
+        return "(the server's text is left out: it held a secret)"
     out = " ".join(_CONTROL.sub(" ", out).split())
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
@@ -99,6 +162,14 @@ def number(value: object, what: str) -> float:
     return result
 
 
+def _clamped(lifetime: float, name: str, where: str) -> float:
+    """A lifetime no longer than :data:`MAX_LIFETIME`; a longer one is said at debug."""
+    if lifetime <= MAX_LIFETIME:
+        return lifetime
+    log.debug("%s answered %s %g; keeping it %g s (ten years)", where, name, lifetime, MAX_LIFETIME)
+    return MAX_LIFETIME
+
+
 def parse_token_response(
     response: HttpResponse,
     *,
@@ -129,10 +200,16 @@ def parse_token_response(
             f"{where} answered without an {field}",
             hint="check that token_url points at the token endpoint",
         )
-    access_token = access_token.strip()
+    access_token = check_token(access_token.strip(), where, what=field, server=True)
     token_type = data.get("token_type", "Bearer")
     if not isinstance(token_type, str) or not token_type.strip():
         token_type = "Bearer"
+    if not _SCHEME.fullmatch(token_type.strip()):
+        raise ProviderError(
+            f"{where} answered with a token_type that is not a plain scheme name "
+            "(letters, digits, - and _)",
+            hint="the server is broken or hostile; report it",
+        )
 
     expires: float | None = None
     if data.get("expires_in") is not None:
@@ -148,17 +225,20 @@ def parse_token_response(
                 f"{where} answered with a negative expires_in ({expires_in:g})",
                 hint="the server's clock or configuration is wrong; report it to its operator",
             )
-        expires = requested_at + expires_in
+        expires = requested_at + _clamped(expires_in, "expires_in", where)
     else:
         expires = _jwt.expiry(access_token)
         if expires is None and default_lifetime is not None:
             expires = requested_at + default_lifetime
 
     refresh = data.get("refresh_token")
+    if isinstance(refresh, str) and refresh.strip():
+        check_token(refresh.strip(), where, what="refresh_token", server=True)
     refresh_expires = None
     if data.get("refresh_expires_in") is not None:
         try:
-            refresh_expires = requested_at + number(data["refresh_expires_in"], "refresh")
+            lifetime = number(data["refresh_expires_in"], "refresh")
+            refresh_expires = requested_at + _clamped(lifetime, "refresh_expires_in", where)
         except ValueError:
             refresh_expires = None
     scope = data.get("scope")
@@ -194,6 +274,8 @@ def token_request(
         if client_secret and client_auth == "client_secret_post":
             form["client_secret"] = client_secret
     all_secrets = tuple(s for s in (*secrets, client_secret, *params.values()) if s)
+    if basic is not None:  # the Basic header's base64, as a server may echo it
+        all_secrets += (basic_auth(*basic).partition(" ")[2],)
     return HttpRequest("POST", url, what, form=form, basic=basic, secrets=all_secrets)
 
 
@@ -325,15 +407,23 @@ def discover(issuer: str) -> Flow[dict[str, Any]]:
         if response.status != 200:
             continue
         data = response.json()
-        if not isinstance(data, dict) or not isinstance(data.get("token_endpoint"), str):
+        if not isinstance(data, dict):
+            raise ProviderError(f"the discovery document at {safe_url(url)} is not a JSON object")
+        # RFC 8414 §3.3: the document must name the issuer it was asked for; one that
+        # names none, or another, could send the client secret anywhere.
+        issuer_named = data.get("issuer")
+        if not isinstance(issuer_named, str) or issuer_named.rstrip("/") != base:
+            said = (
+                "names no issuer" if not isinstance(issuer_named, str) else "is for another issuer"
+            )
+            raise ProviderError(
+                f"the discovery document at {safe_url(url)} {said}; nothing was sent to it",
+                hint="check issuer in config.toml (RFC 8414 §3.3 requires the document to name it)",
+            )
+        if not isinstance(data.get("token_endpoint"), str):
             raise ProviderError(
                 f"the discovery document at {safe_url(url)} names no token_endpoint",
                 hint="set token_url in config.toml",
-            )
-        if isinstance(data.get("issuer"), str) and data["issuer"].rstrip("/") != base:
-            raise ProviderError(
-                f"the discovery document at {safe_url(url)} is for another issuer",
-                hint="check issuer in config.toml (RFC 8414 §3.3)",
             )
         return data
     assert last is not None
@@ -488,6 +578,33 @@ def _callback_problem(
 
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: the device flow polls no faster than this, whatever the server's interval says
+MIN_POLL = 1.0
+
+
+def _shown_uri(uri: str, name: str, where: str) -> str:
+    """A URI fit to show a person and open: visible ASCII only (no terminal escapes),
+    https, or http to a loopback host. A ProviderError (exit 4) otherwise."""
+    import urllib.parse
+
+    from keyfob.config import is_loopback
+
+    try:
+        parts = urllib.parse.urlsplit(uri) if _VISIBLE.fullmatch(uri) else None
+    except ValueError:
+        parts = None
+    host = parts.hostname if parts is not None else None
+    if (
+        parts is None
+        or not host
+        or (parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)))
+    ):
+        raise ProviderError(
+            f"{where} answered with a {name} that is not an https:// address of visible "
+            "characters; it was not shown",
+            hint="the server is broken or hostile; report it to its operator",
+        )
+    return uri
 
 
 def device_login(
@@ -523,13 +640,17 @@ def device_login(
     uri = data.get("verification_uri") or data.get("verification_url")  # Google's old name
     if not isinstance(uri, str) or not uri:
         raise ProviderError(f"{where} answered without verification_uri")
+    uri = _shown_uri(uri, "verification_uri", where)
     try:
         expires_in = number(data.get("expires_in", 600), "expires_in")
         wait = number(data.get("interval", 5), "interval")  # RFC 8628 §3.2: 5 s when absent
     except ValueError:
         raise ProviderError(f"{where} answered with a non-numeric expires_in or interval") from None
-    wait = max(0.0, interval if interval is not None else wait)
+    # RFC 8628 §3.5 lets the server choose; "interval": 0 would poll as fast as it answers.
+    wait = max(MIN_POLL, interval if interval is not None else wait)
     complete = data.get("verification_uri_complete")
+    if isinstance(complete, str) and complete:
+        complete = _shown_uri(complete, "verification_uri_complete", where)
     started = clock()
     deadline = started + max(1.0, expires_in)
     yield ShowCode(

@@ -25,7 +25,7 @@ import requests
 
 from keyfob.errors import TransportError
 from keyfob.flow import HttpRequest, HttpResponse
-from keyfob.transport import USER_AGENT, Failures, Transport, _Attempt, _attempts
+from keyfob.transport import USER_AGENT, Failures, Transport, _Attempt, _attempts, _Received
 
 __all__ = [
     "ConnectTimedOut",
@@ -109,19 +109,33 @@ class RequestsTransport(Transport):
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the shared policy, on ``requests``."""
         steps = _attempts(request, self.settings, self._clock, FAILURES)
-        return self._drive(steps, self._requests_request)
+        return self._drive(steps, self._exchange_requests)
 
-    def _requests_request(self, step: _Attempt) -> requests.Response:
-        s = self.settings
-        return self._requests().request(
+    def _exchange_requests(self, step: _Attempt) -> _Received:
+        """One try on ``requests``: the raw body streamed through the step's reader
+        (the 1 MiB cap, the deadline), each read bounded by ``step.read_timeout()``.
+        requests hands over no socket before the answer, so a server that drips its
+        status line and headers is bounded by the read timeout per byte only."""
+        read = step.read_timeout()
+        raw = self._requests().request(
             step.method,
             step.url,
             data=step.form,
             json=step.json,
             headers=dict(step.headers),
-            timeout=(s.connect_timeout, s.timeout),
+            timeout=(min(self.settings.connect_timeout, read), read),
             allow_redirects=False,
+            stream=True,
         )
+        try:
+            reader = step.reader(raw.headers.get("content-encoding"))
+            for chunk in raw.raw.stream(65536, decode_content=False):
+                reader.feed(chunk)
+            body = reader.finish()
+        finally:
+            raw.close()
+        raw._content = body  # what requests-mock users and e.response.json() read
+        return _Received(raw.status_code, raw.headers, body, raw=raw)
 
     def close(self) -> None:
         super().close()

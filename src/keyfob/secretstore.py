@@ -56,6 +56,10 @@ class Credentials:
     def get(self, name: str) -> str | None:
         return self.values.get(name)
 
+    def where(self, name: str) -> str:
+        """Where ``name`` was found, for a message: "the environment (TREESNAP_TOKEN)"."""
+        return "the " + self.sources.get(name, "paste")
+
     def __contains__(self, name: object) -> bool:
         return name in self.values
 

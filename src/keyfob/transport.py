@@ -11,13 +11,21 @@ or ``httpx.AsyncClient`` (:meth:`Transport.arun`, which waits with
 The policy is written once, sans I/O, and every driver consults it: the
 ``http://`` refusal, the timeouts, the bounded retries of 429 and 5xx with
 backoff that honours ``Retry-After`` and ``max_wait``, and what each failure
-is called (:func:`_attempts`). A driver only carries out its steps, and says
-what its client raises (:class:`Failures`). A third driver, on ``requests``,
-is :class:`keyfob.requests_transport.RequestsTransport`.
+is called (:func:`_attempts`); a driver says what its client raises
+(:class:`Failures`). A third driver, on ``requests``, is
+:class:`keyfob.requests_transport.RequestsTransport`. A driver only carries
+out its steps: for an
+``_Attempt`` it sends the request, feeds every raw chunk of the answer (still
+content-encoded) to ``step.reader(content_encoding)`` (a
+:class:`~keyfob.body.BodyReader`: the 1 MiB cap and the total deadline), and
+answers with ``_Received(status, headers, reader.finish())``; it bounds each
+read by ``step.read_timeout()`` and, where its client allows, the whole try by
+``step.remaining()``, raising ``step.too_late()`` when that bound fires.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
@@ -27,6 +35,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from keyfob.body import ACCEPT_ENCODING, BodyReader, total_deadline
 from keyfob.config import HttpSettings, check_url, safe_url
 from keyfob.errors import ConfigError, TransportError
 from keyfob.flow import (
@@ -99,13 +108,56 @@ def _httpx_failures() -> Failures:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One try of a request on the wire; the driver answers with its client's response."""
+    """One try of a request on the wire.
+
+    The driver sends it, feeds the answer's raw (still content-encoded) chunks
+    to ``reader(content_encoding)`` and answers with a :class:`_Received`; it
+    bounds each read by ``read_timeout()`` and, where it can, the whole try by
+    ``remaining()`` seconds.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = field(repr=False)
     form: Mapping[str, str] | None = field(repr=False)
     json: Mapping[str, Any] | None = field(repr=False)
+    where: str = ""
+    #: ``time.monotonic()`` by which the whole try must be over (see ``body.total_deadline``)
+    deadline: float = float("inf")
+    seconds: float = float("inf")
+    timeout: float = 30.0
+
+    def reader(self, content_encoding: str | None) -> BodyReader:
+        """The body reader of this try's answer: every driver reads the body through it."""
+        return BodyReader(
+            self.where, content_encoding, deadline=self.deadline, seconds=self.seconds
+        )
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def read_timeout(self) -> float:
+        """The read timeout, cut short where the deadline comes first."""
+        return max(0.001, min(self.timeout, self.remaining()))
+
+    def too_late(self) -> TransportError:
+        """What a driver raises when its own bound on the whole try fired."""
+        return TransportError(
+            f"{self.where} did not finish answering within {self.seconds:g} s",
+            hint="the provider is too slow or sends its answer drop by drop; try again "
+            "later, or raise KEYFOB_TIMEOUT or [http] timeout",
+        )
+
+
+@dataclass(frozen=True)
+class _Received:
+    """The answer to an :class:`_Attempt`: status, headers, the body from its reader."""
+
+    status: int
+    headers: Mapping[str, str] = field(repr=False)
+    content: bytes = field(repr=False)
+    #: the client's own response object (``requests.Response``), for errors to carry
+    raw: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -126,26 +178,36 @@ def _attempts(
 ) -> _Steps:
     """The policy of sending one request, sans I/O: every driver consults it.
 
-    Yields an :class:`_Attempt` (the driver sends it and answers with its
-    client's response, which has ``status_code``, ``headers`` and ``content``,
-    or throws in the exception the client raised) or a :class:`_Backoff` (the
-    driver waits). Returns the answer to give the flow, or raises
-    ``ConfigError`` (a refused ``http://`` URL) or a ``TransportError`` of the
-    class ``failures`` names.
+    Yields an :class:`_Attempt` (the driver sends it and answers with a
+    :class:`_Received`, or throws in the exception its client raised) or a
+    :class:`_Backoff` (the driver waits). Returns the answer to give the flow,
+    or raises ``ConfigError`` (a refused ``http://`` URL) or a ``TransportError``
+    of the class ``failures`` names.
     """
     check_url(request.url, request.what)
 
-    headers = {"Accept": "application/json", **request.headers}
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, **request.headers}
     if request.basic:
         headers["Authorization"] = basic_auth(*request.basic)
-    wire = _Attempt(request.method, request.url, headers, request.form, request.json)
     where = f"{request.what} ({safe_url(request.url)})"
+    seconds = total_deadline(settings.connect_timeout, settings.timeout)
     attempts = settings.retries + 1
     for attempt in range(attempts):
         log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
+        wire = _Attempt(
+            request.method,
+            request.url,
+            headers,
+            request.form,
+            request.json,
+            where=where,
+            deadline=time.monotonic() + seconds,
+            seconds=seconds,
+            timeout=settings.timeout,
+        )
         try:
             raw = yield wire
-            content = raw.content
+            assert isinstance(raw, _Received)
         except failures.timeout as exc:
             raise failures.error(exc)(
                 f"{where} did not answer in time",
@@ -155,12 +217,12 @@ def _attempts(
         except failures.network as exc:
             raise failures.error(exc)(f"cannot reach {where}: {failures.reason(exc)}") from None
         response = HttpResponse(
-            raw.status_code,
+            raw.status,
             {k.lower(): v for k, v in raw.headers.items()},
-            content,
+            raw.content,
             request.url,
             request.what,
-            raw=raw,
+            raw=raw.raw,
         )
         log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
         if response.status not in RETRY_STATUSES:
@@ -172,7 +234,7 @@ def _attempts(
                 f"longer than max_wait ({settings.max_wait:g} s)",
                 hint="try again later, or raise [http] max_wait in config.toml",
                 status=response.status,
-                response=raw,
+                response=raw.raw,
             )
         if attempt == attempts - 1:
             break
@@ -184,7 +246,7 @@ def _attempts(
         f"{where} answered HTTP {response.status} {attempts} times",
         hint="the provider is overloaded or down; try again later",
         status=response.status,
-        response=raw,
+        response=raw.raw,
     )
 
 
@@ -250,6 +312,8 @@ class Transport:
         s = self.settings
         return {
             "timeout": httpx.Timeout(s.timeout, connect=s.connect_timeout),
+            # no idle connections: each try connects, so its deadline can shut its socket
+            "limits": httpx.Limits(max_keepalive_connections=0),
             "follow_redirects": False,
             "trust_env": False,
             "headers": {"User-Agent": USER_AGENT},
@@ -309,16 +373,11 @@ class Transport:
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the policy: its answer, or a ``KeyfobError``."""
         steps = _attempts(request, self.settings, self._clock, _httpx_failures())
-        return self._drive(steps, self._httpx_request)
+        return self._drive(steps, self._exchange)
 
-    def _httpx_request(self, step: _Attempt) -> Any:
-        return self._http().request(
-            step.method, step.url, data=step.form, json=step.json, headers=step.headers
-        )
-
-    def _drive(self, steps: _Steps, request: Callable[[_Attempt], Any]) -> HttpResponse:
-        """Carry out the policy's steps, sending each attempt with ``request`` (the
-        sync client's call: httpx here, requests in ``RequestsTransport``)."""
+    def _drive(self, steps: _Steps, exchange: Callable[[_Attempt], _Received]) -> HttpResponse:
+        """Carry out the policy's steps, each try by ``exchange`` (the sync client's:
+        httpx here, requests in ``RequestsTransport``)."""
         try:
             step = next(steps)
             while True:
@@ -327,15 +386,66 @@ class Transport:
                     step = steps.send(None)
                     continue
                 try:
-                    raw = request(step)
+                    received = exchange(step)
                 except Exception as exc:  # the policy names it (or lets it through)
                     step = steps.throw(exc)
                 else:
-                    step = steps.send(raw)
+                    step = steps.send(received)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             steps.close()
+
+    def _exchange(self, step: _Attempt) -> _Received:
+        """One try with ``httpx.Client``: the body streamed through the step's reader.
+
+        The reader bounds the body by the deadline; before the body (a server that
+        drips its status line and headers) a timer shuts the try's socket at the
+        deadline, which the trace of its connection hands over. The client keeps
+        no idle connection, so every try has its own socket to shut.
+        """
+        import socket
+
+        sockets: list[Any] = []
+
+        def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete" and info.get("return_value"):
+                sockets.append(info["return_value"].get_extra_info("socket"))
+
+        def shut() -> None:
+            for sock in sockets:
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(step.remaining(), shut)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self._http().stream(
+                step.method,
+                step.url,
+                data=step.form,
+                json=step.json,
+                headers=step.headers,
+                timeout=self._timeout(step),
+                extensions={"trace": trace},
+            ) as raw:
+                reader = step.reader(raw.headers.get("content-encoding"))
+                for chunk in raw.iter_raw():
+                    reader.feed(chunk)
+                return _Received(raw.status_code, raw.headers, reader.finish())
+        except Exception:
+            if step.remaining() <= 0:  # the timer cut it: name the deadline, not the cut
+                raise step.too_late() from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _timeout(self, step: _Attempt) -> Any:
+        import httpx
+
+        read = step.read_timeout()
+        return httpx.Timeout(read, connect=min(self.settings.connect_timeout, read))
 
     # ----------------------------------------------------------------------- async
     def _ahttp(self) -> Any:
@@ -425,25 +535,53 @@ class Transport:
                     step = steps.send(None)
                     continue
                 try:
-                    raw = await self._ahttp().request(
-                        step.method, step.url, data=step.form, json=step.json, headers=step.headers
-                    )
+                    received = await self._aexchange(step)
                 except Exception as exc:  # the policy names it (or lets it through)
                     step = steps.throw(exc)
                 else:
-                    step = steps.send(raw)
+                    step = steps.send(received)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
             steps.close()
 
+    async def _aexchange(self, step: _Attempt) -> _Received:
+        """:meth:`_exchange` on ``httpx.AsyncClient``; the whole try, headers included,
+        also bounded by the deadline (a server that drips its headers)."""
+        import asyncio
+
+        try:
+            async with asyncio.timeout(step.remaining()):
+                async with self._ahttp().stream(
+                    step.method,
+                    step.url,
+                    data=step.form,
+                    json=step.json,
+                    headers=step.headers,
+                    timeout=self._timeout(step),
+                ) as raw:
+                    reader = step.reader(raw.headers.get("content-encoding"))
+                    async for chunk in raw.aiter_raw():
+                        reader.feed(chunk)
+                    return _Received(raw.status_code, raw.headers, reader.finish())
+        except TimeoutError:
+            raise step.too_late() from None
+
 
 def _reason(exc: BaseException) -> str:
-    """The class of an httpx network failure, without URLs (they may carry a query)."""
-    text = str(exc).split(" for url ")[0].strip()
+    """The class of network failure, never the exception's text: httpx and h11 quote
+    URLs (with their queries) and header values (a token) there. An operating
+    system error's own words ("Connection refused") hold neither."""
     names = {
         "ConnectError": "connection failed",
         "RemoteProtocolError": "the server broke the protocol",
+        "LocalProtocolError": "the request could not be sent",
         "ReadError": "the connection broke",
     }
-    return names.get(type(exc).__name__, type(exc).__name__) + (f" ({text})" if text else "")
+    reason = names.get(type(exc).__name__, type(exc).__name__)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        reason += f" ({cause.strerror})"
+    return reason

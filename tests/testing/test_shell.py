@@ -402,3 +402,26 @@ def test_without_demo_accounts_demo_credentials_are_refused() -> None:
         assert inat_token(provider).status == 400  # the user is judged before the app
         assert tw_token(provider).status == 403
         assert std_token(provider, {"grant_type": "client_credentials"}).status == 401
+
+
+# --------------------------------------------------------------------------- hostile clients
+def test_deeply_nested_json_body_is_a_400_not_an_emulator_error() -> None:
+    with LocalProvider() as provider:
+        nested = b"[" * 200_000 + b"]" * 200_000
+        answer = call(
+            "POST", f"{provider.url}/std/token", raw=nested, content_type="application/json"
+        )
+        assert answer.status == 400
+        assert provider.errors == []
+
+
+def test_a_bearer_jwt_with_a_deeply_nested_header_is_refused_not_an_emulator_error() -> None:
+    import base64
+
+    with LocalProvider() as provider:
+        deep = base64.urlsafe_b64encode(b"[" * 5_000).rstrip(b"=").decode()
+        answer = call(
+            "GET", f"{provider.url}/web-services/v1/my-observations", bearer=f"{deep}.e30.c2ln"
+        )
+        assert answer.status == 401
+        assert provider.errors == []

@@ -40,9 +40,10 @@ IDENTITY = {
 }
 
 
-def pasted(value: str, now: float) -> Token:
+def pasted(value: str, now: float, source: str = "the paste") -> Token:
     """A token the person copied from a web page: its expiry is its JWT ``exp``, if any."""
-    return Token(value.strip(), expires=_jwt.expiry(value.strip()), issued=now)
+    value = grants.check_token(value.strip(), source)
+    return Token(value, expires=_jwt.expiry(value), issued=now)
 
 
 def _auth(p: Provider, client_secret: str | None) -> str:
@@ -71,7 +72,7 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     are not all there), else a refresh token when given, else the provider's grant."""
     token = creds.get("token")
     if token and (p.grant == "paste" or any(n not in creds for n in p.required)):
-        return pasted(token, now)
+        return pasted(token, now, creds.where("token"))
     return (yield from _finish(p, (yield from _grant(p, creds, now)), now))
 
 
@@ -81,6 +82,9 @@ def _grant(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     refusal = p.kind.hooks.refusal
     refresh_token = creds.get("refresh_token")
     if refresh_token:
+        refresh_token = grants.check_token(
+            refresh_token.strip(), creds.where("refresh_token"), what="refresh token"
+        )
         # A refresh token, when given, comes before repeating the original grant.
         try:
             return (
@@ -124,7 +128,7 @@ def _grant(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
             )
         )
     if creds.get("token"):
-        return pasted(creds.values["token"], now)
+        return pasted(creds.values["token"], now, creds.where("token"))
     flow = "device" if p.grant == "device_code" else "browser"
     raise CredentialsMissing(
         f"{p.name} needs a person to log in: there is no refresh token to use",

@@ -28,8 +28,8 @@ NEW_TOKEN_HINT = (
 )
 
 
-def personal(value: str, now: float) -> Token:
-    value = value.strip()
+def personal(value: str, now: float, source: str = "the paste") -> Token:
+    value = grants.check_token(value.strip(), source)
     claims = _jwt.claims(value) or {}
     expires = _jwt.expiry(value)
     issued = claims.get("iat")
@@ -85,7 +85,7 @@ def expires_at(value: object) -> float | None:
 
 
 def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
-    return personal(creds.values["token"], now)
+    return personal(creds.values["token"], now, creds.where("token"))
     yield  # a generator like every acquire; the personal token needs no request
 
 

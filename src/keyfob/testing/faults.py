@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from keyfob.testing.wire import NO_STORE, Response
+from keyfob.testing.wire import NO_STORE, Request, Response
 
 GARBAGE_KINDS = frozenset(
     {
@@ -22,9 +22,23 @@ GARBAGE_KINDS = frozenset(
         "expires_in_string",
         "expires_in_garbage",
         "expires_in_negative",
+        "expires_in_huge",
         "truncated",
+        # hostile answers: a token that would break out of a header or a terminal
+        "access_token_newline",
+        "access_token_surrogate",
+        "token_type_crlf",
+        # a server that quotes the request back in its error (body, then Authorization)
+        "echo",
     }
 )
+
+#: what each hostile kind puts into a real token answer
+_HOSTILE: dict[str, dict[str, Any]] = {
+    "access_token_newline": {"access_token": "hostile-token\nX-Injected: yes"},
+    "access_token_surrogate": {"access_token": "hostile-token-\ud800"},
+    "token_type_crlf": {"token_type": "Bearer\r\nX-Injected: yes"},
+}
 
 
 @dataclass
@@ -106,8 +120,13 @@ class Faults:
             return head
 
 
-def synthetic(fault: Fault) -> Response | None:
+def synthetic(fault: Fault, request: Request | None = None) -> Response | None:
     """The made-up answer that replaces the real one; None: spoil the real one instead."""
+    if fault.kind == "echo":
+        said = request.body.decode("utf-8", "replace") if request is not None else ""
+        if request is not None and request.headers.get("Authorization"):
+            said += " " + str(request.headers.get("Authorization"))
+        return Response(400, {"error": "invalid_request", "error_description": said})
     if fault.kind == "fail":
         headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
         return Response(fault.status, {"error": "temporarily_unavailable"}, headers)
@@ -126,11 +145,23 @@ def synthetic(fault: Fault) -> Response | None:
 
 
 def spoil(fault: Fault, response: Response) -> Response:
-    """The real answer, cut in half or with a bad ``expires_in``."""
+    """The real answer, cut in half, with a bad ``expires_in`` or a hostile field."""
     if fault.kind == "truncated":
         body = response.body()
         return Response(200, raw=body[: len(body) // 2], headers=response.headers)
+    if fault.kind in _HOSTILE:
+        if isinstance(response.payload, dict):
+            field = "api_token" if "api_token" in response.payload else None
+            changes = dict(_HOSTILE[fault.kind])
+            if field and "access_token" in changes:  # iNaturalist's JWT answer
+                changes[field] = changes.pop("access_token")
+            response.payload = {**response.payload, **changes}
+        return response
     if response.status == 200 and isinstance(response.payload, dict):
-        value: Any = {"expires_in_string": "3599", "expires_in_garbage": "soon"}.get(fault.kind, -5)
+        value: Any = {
+            "expires_in_string": "3599",
+            "expires_in_garbage": "soon",
+            "expires_in_huge": 1e300,
+        }.get(fault.kind, -5)
         response.payload = {**response.payload, "expires_in": value}
     return response

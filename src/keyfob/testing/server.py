@@ -487,7 +487,7 @@ class LocalProvider:
             time.sleep(pause)
         fault = self._faults.take_fault(request.path)
         if fault is not None:
-            made_up = synthetic(fault)
+            made_up = synthetic(fault, request)
             if made_up is not None:
                 return made_up
         response = self._route(request)

@@ -59,7 +59,7 @@ def jwt_decode(token: str, key: bytes, alg: str, now: float) -> dict[str, Any] |
         header = json.loads(b64url_decode(parts[0]))
         payload = json.loads(b64url_decode(parts[1]))
         signature = b64url_decode(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(header, dict) or header.get("alg") != alg:
         return None
@@ -141,7 +141,7 @@ class Request:
         if media == "application/json" or media.endswith("+json"):
             try:
                 data = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." 100 000 deep
                 raise oauth_error(
                     400, "invalid_request", "The request body is not valid JSON."
                 ) from None
