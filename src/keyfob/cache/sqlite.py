@@ -10,6 +10,7 @@ broker's single flight. Rows are ``Entry.to_dict``, one column per field.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -53,7 +54,25 @@ def _row(key: Key, entry: Entry) -> tuple[object, ...]:
 
 
 def read_entry(path: str, key: Key) -> Entry | None:
-    """Read one entry, or ``None`` on any trouble (the slow path then decides)."""
+    """Read one entry, or ``None`` on any trouble (the slow path then decides,
+    and refuses a file or folder another user could change: exit 2)."""
+    from keyfob import _paths
+
+    try:
+        # SQLite opens the file by its name and follows links, so the folders on the way
+        # are checked first: when only this user (or root) can change them, the file
+        # checked below (no link followed, then fstat) is the one SQLite opens, and no
+        # one else can have put a hot journal beside it for SQLite to roll back into it.
+        if _paths.unsafe_folder(os.path.dirname(path)) is not None:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if _paths.unsafe_file(os.fstat(fd), path) is not None:
+                return None
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error:
@@ -90,10 +109,21 @@ class SQLiteCache:
 
     def _connect(self) -> sqlite3.Connection:
         # Create the file 0600 before SQLite sees it; SQLite gives its journal
-        # the database's permissions.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # the database's permissions. Never through a link (a link would have us
+        # write tokens, or chmod, where it points), and refused when another user
+        # owns it or may write it; SQLite then opens it by name in a folder that
+        # __init__ found only this user (or root) can change.
+        from keyfob import _paths
+
         try:
-            if os.fstat(fd).st_mode & 0o077:
+            fd = _paths.open_private(self.path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _paths.refuse_link(self.path)
+            raise
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
@@ -263,9 +293,10 @@ def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
 
 
 def _private_dir(path: str) -> None:
-    from keyfob._paths import private_dir
+    from keyfob._paths import check_folder, private_dir
 
     private_dir(path)
+    check_folder(path)  # another user's folder, or one others may write: exit 2
     st = os.stat(path)
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+        os.chmod(path, 0o700)  # readable by others: only taken back
