@@ -776,3 +776,20 @@ def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         _, err = w.communicate(timeout=60)
         assert w.returncode == 0, err
     assert int(counter.read_text()) == 4 * 20
+
+
+def test_sqlite_lock_waits_for_a_stopped_holder_only_so_long_then_names_it(
+    stopped_holder: tuple[Path, int],
+) -> None:
+    folder, pid = stopped_holder
+    warnings: list[str] = []
+    cache = SQLiteCache(str(folder), on_warning=warnings.append, wait=1.0)
+
+    started = time.monotonic()
+    with cache.lock(("local", "")) as held:
+        waited = time.monotonic() - started
+
+    assert not held
+    assert 1.0 <= waited < 5
+    assert len(warnings) == 1
+    assert f"held by process {pid} (stopped); going on without it" in warnings[0]

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
 SCHEMA_VERSION = 2  # 2: one column per Entry.to_dict field, no "saved"
 BUSY_TIMEOUT = 10.0
+#: the longest a process waits for another's single-flight lock, then goes on
+#: without it (warned): as long as the Redis lease's wait
+LOCK_WAIT = 120.0
 
 # One column per field of the entry's serialization, without a declared type:
 # SQLite keeps each value as Entry.to_dict gave it (text, a float or NULL).
@@ -91,10 +94,11 @@ def read_entry(path: str, key: Key) -> Entry | None:
 class SQLiteCache:
     """Tokens in ``<folder>/tokens.sqlite3``; locks in ``<folder>/locks/``."""
 
-    def __init__(self, folder: str, *, on_warning: object = None) -> None:
+    def __init__(self, folder: str, *, on_warning: object = None, wait: float = LOCK_WAIT) -> None:
         from keyfob.cache.base import CacheUnavailable
 
         self.folder = folder
+        self.wait = wait
         self.path = os.path.join(folder, "tokens.sqlite3")
         self._warn = on_warning if callable(on_warning) else (lambda message: None)
         try:
@@ -265,13 +269,79 @@ class SQLiteCache:
         import hashlib
 
         name = hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
-        return _file_lock(os.path.join(self.folder, "locks", f"{name}.lock"), blocking)
+        path = os.path.join(self.folder, "locks", f"{name}.lock")
+        return _file_lock(path, blocking, self.wait, self._warn)
 
     def describe(self) -> str:
         return self.path
 
 
-def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
+def _file_lock(
+    path: str, blocking: bool, wait: float, warn: Callable[[str], None]
+) -> AbstractContextManager[bool]:
+    """An exclusive ``flock`` on ``path`` (per open file, so two brokers of one
+    process exclude each other too), waited for at most ``wait`` seconds.
+
+    A holder that drips or is stopped (SIGSTOP) must not hold every other process
+    for ever: past ``wait`` the waiter goes on without the lock, saying which
+    process holds it (the holder writes its PID into the file), as the Redis lease
+    does past its wait. The worst that costs is one more token request; waiting
+    for ever costs the program. Not ``filelock``: it truncates the file on every
+    open, so no holder's PID would survive a waiter.
+    """
+    import contextlib
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: filelock's own lock, bounded alike, no holder named
+        return _filelock(path, blocking, wait, warn)
+
+    @contextlib.contextmanager
+    def held() -> Iterator[bool]:
+        from keyfob import _paths
+
+        try:
+            fd = _paths.open_private(path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _paths.refuse_link(path)
+            raise
+        try:
+            deadline = time.monotonic() + wait
+            pause = 0.002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not blocking:
+                        yield False
+                        return
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        warn(
+                            f"waited {wait:g} s for the token cache lock {path}, held by "
+                            f"{_holder(fd)}; going on without it"
+                        )
+                        yield False
+                        return
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 0.05)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    return held()
+
+
+def _filelock(
+    path: str, blocking: bool, wait: float, warn: Callable[[str], None]
+) -> AbstractContextManager[bool]:
     import contextlib
 
     from filelock import FileLock, Timeout
@@ -280,8 +350,10 @@ def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
     def held() -> Iterator[bool]:
         lock = FileLock(path, mode=0o600)
         try:
-            lock.acquire(timeout=-1 if blocking else 0)
+            lock.acquire(timeout=wait if blocking else 0)
         except Timeout:
+            if blocking:
+                warn(f"waited {wait:g} s for the token cache lock {path}; going on without it")
             yield False
             return
         try:
@@ -290,6 +362,20 @@ def _file_lock(path: str, blocking: bool) -> AbstractContextManager[bool]:
             lock.release()
 
     return held()
+
+
+def _holder(fd: int) -> str:
+    """Which process holds the lock on ``fd``, for a person."""
+    try:
+        pid = int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return "another process"
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return f"process {pid}"
+    return f"process {pid} (stopped)" if state in ("T", "t") else f"process {pid}"
 
 
 def _private_dir(path: str) -> None:
