@@ -27,7 +27,16 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = 0x6B666F62  # "kfob": tells our file from a foreign SQLite database
 SCHEMA_VERSION = 2  # 2: one column per Entry.to_dict field, no "saved"
-BUSY_TIMEOUT = 10.0
+# How long SQLite waits for another connection's lock on the file. A keyfob
+# transaction holds it for milliseconds; longer is someone else's (a sqlite3
+# shell, a backup), and waiting for it costs more than what it saves. The
+# cached-token path waits FAST_BUSY at most (its budget is 2.5x `python -c
+# pass`), then the full command line; the full cache waits BUSY_TIMEOUT, then
+# answers a miss: the broker then takes the single-flight lock (a file of its own
+# that the database's lock does not block) and gets the token, one process at
+# a time, instead of each giving up the cache for the run.
+FAST_BUSY = 0.02
+BUSY_TIMEOUT = 1.0
 #: the longest a process waits for another's single-flight lock, then goes on
 #: without it (warned): as long as the Redis lease's wait
 LOCK_WAIT = 120.0
@@ -77,7 +86,7 @@ def read_entry(path: str, key: Key) -> Entry | None:
     except OSError:
         return None
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=FAST_BUSY)
     except sqlite3.Error:
         return None
     try:
@@ -104,7 +113,7 @@ class SQLiteCache:
         try:
             _private_dir(folder)
             _private_dir(os.path.join(folder, "locks"))
-            self._open_checked()
+            self._checked = self._check_unless_busy()
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise CacheUnavailable(f"cannot use the token cache in {folder}: {reason}") from exc
@@ -134,6 +143,23 @@ class SQLiteCache:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         return conn
 
+    def _check_unless_busy(self) -> bool:
+        """Check the file (``_open_checked``); False when another connection holds it
+        past BUSY_TIMEOUT: the check is made at the next use, the cache stays."""
+        try:
+            self._open_checked()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            self._say_busy()
+            return False
+        return True
+
+    def _say_busy(self) -> None:
+        self._warn(
+            f"the token cache {self.path} is locked by another process; going on without it for now"
+        )
+
     def _open_checked(self) -> None:
         try:
             conn = self._connect()
@@ -142,7 +168,7 @@ class SQLiteCache:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
                 raise
             self._set_aside(f"it is not a keyfob cache ({exc})")
             conn = self._connect()
@@ -202,6 +228,13 @@ class SQLiteCache:
     def _use(
         self, work: Callable[[sqlite3.Connection], list[tuple[object, ...]]]
     ) -> list[tuple[object, ...]]:
+        if not self._checked:
+            try:
+                self._checked = self._check_unless_busy()
+            except (OSError, sqlite3.Error):
+                return []
+            if not self._checked:
+                return []  # a miss: the broker goes on to its single-flight lock
         try:
             conn = self._connect()
         except (OSError, sqlite3.Error):
@@ -209,6 +242,9 @@ class SQLiteCache:
         try:
             return work(conn)
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
+                self._say_busy()
+                return []  # as above
             if isinstance(exc, sqlite3.OperationalError):
                 raise
             conn.close()
@@ -274,6 +310,12 @@ class SQLiteCache:
 
     def describe(self) -> str:
         return self.path
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
 def _file_lock(
