@@ -16,6 +16,8 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -155,3 +157,43 @@ def cli(no_secret_leaks: Leaks) -> CliRun:
         return done
 
     return run
+
+
+STOPPED_HOLDER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from keyfob.cache.sqlite import SQLiteCache
+
+    with SQLiteCache(sys.argv[1]).lock(("local", "")):
+        print("held", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)  # a holder stopped in the middle
+    """
+)
+
+
+@pytest.fixture
+def stopped_holder(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A process that holds the lock of ("local", "") in ``tmp_path/cache``, stopped."""
+    folder = tmp_path / "cache"
+    from keyfob.cache.sqlite import SQLiteCache
+
+    SQLiteCache(str(folder))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_HOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        deadline = time.monotonic() + 10
+        while _state(holder.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield folder, holder.pid
+    finally:
+        holder.kill()  # by PID; SIGKILL ends a stopped process too
+        holder.wait(timeout=10)
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]

@@ -29,12 +29,14 @@ from pathlib import Path
 import pytest
 
 import keyfob.cache
+from conftest import CliRun
 from keyfob.broker import Broker
 from keyfob.cache import FIELDS, Entry, Key
 from keyfob.cache.base import Cache, CacheUnavailable
 from keyfob.cache.memory import MemoryCache
 from keyfob.cache.sqlite import SCHEMA_VERSION, SQLiteCache, read_entry
 from keyfob.config import Settings
+from keyfob.testing import LocalProvider
 from keyfob.token import Token, TokenState
 
 ENTRY_FIELDS = (
@@ -780,3 +782,59 @@ def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         _, err = w.communicate(timeout=60)
         assert w.returncode == 0, err
     assert int(counter.read_text()) == 4 * 20
+
+
+def test_sqlite_lock_waits_for_a_stopped_holder_only_so_long_then_names_it(
+    stopped_holder: tuple[Path, int],
+) -> None:
+    folder, pid = stopped_holder
+    warnings: list[str] = []
+    cache = SQLiteCache(str(folder), on_warning=warnings.append, wait=1.0)
+
+    started = time.monotonic()
+    with cache.lock(("local", "")) as held:
+        waited = time.monotonic() - started
+
+    assert not held
+    assert 1.0 <= waited < 5
+    assert len(warnings) == 1
+    assert f"held by process {pid} (stopped); going on without it" in warnings[0]
+
+
+HOLD_EXCLUSIVE = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")  # a sqlite3 shell, a backup: not keyfob
+    print("held", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_foreign_exclusive_lock_on_the_cache_costs_about_a_second(
+    configured: LocalProvider, home: Path, cli: CliRun
+) -> None:
+    assert cli("token", "local").returncode == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EXCLUSIVE, str(home / "cache" / "tokens.sqlite3")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        done = cli("token", "local", timeout=60)
+        took = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in configured.issued()
+    assert took < 8, f"took {took:.1f} s"  # 20 s and more when SQLite waited 10 s twice
+    assert "is locked by another process; going on without it for now" in done.stderr
+    assert configured.count("/std/token") == 2  # it could not read the cached one

@@ -10,6 +10,7 @@ SQLite caches and file locks) that share one Redis through ``KEYFOB_CACHE_URL``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -28,11 +29,12 @@ import pytest
 import redis
 
 import keyfob
+from conftest import CliRun
 from keyfob import broker, wiring
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.cache.memory import MemoryCache
-from keyfob.cache.redis import RedisCache, key_hash
+from keyfob.cache.redis import RedisCache, key_hash, key_names
 from keyfob.cache.sqlite import SQLiteCache
 from keyfob.config import Settings
 from keyfob.errors import ConfigError
@@ -519,14 +521,15 @@ def test_get_token_goes_on_while_redis_is_down_and_uses_it_again_when_back(
 
     assert configured.count("/std/token") == 3
     assert all(configured.is_active(t.access_token) for t in during)
-    assert len(warnings) == 1 and "is down" in warnings[0]
+    others = [w for w in warnings if "in clear" not in w]  # that one is tested on its own
+    assert len(others) == 1 and "is down" in others[0]
 
     own_server.start()  # same port, empty
     time.sleep(0.3)  # past retry_after: the next call tries Redis again
     after = b.get_token("local", refresh=True)
 
     assert stored_access_token(own_server, token_key) == after.access_token
-    assert len(warnings) == 1
+    assert [w for w in warnings if "in clear" not in w] == others
 
 
 # -- the lock --------------------------------------------------------------------------
@@ -782,3 +785,156 @@ def test_machines_without_redis_each_ask_for_their_own_token(
 
     assert len(tokens) == PROCESSES * THREADS
     assert configured.count("/std/token") == PROCESSES
+
+
+# -- at rest: encrypted with KEYFOB_CACHE_KEY ----------------------------------------
+
+#: made-up keys for the tests (base64 of 32 bytes each)
+KEY_1 = "k1:" + base64.b64encode(bytes(range(32))).decode()
+KEY_2 = "k2:" + base64.b64encode(bytes(range(32, 64))).decode()
+KEY_1_WRONG = "k1:" + base64.b64encode(bytes(range(64, 96))).decode()
+
+
+class TestRedisCacheEncrypted(CacheContract):
+    @pytest.fixture
+    def cache(self, tmp_path: Path, server: RedisServer) -> Cache:
+        local = SQLiteCache(str(tmp_path / "cache"))
+        return redis_cache(server.url, local=local, trust_local=fresh, key=KEY_1)
+
+
+def test_another_client_of_redis_reads_no_token_label_or_name(server: RedisServer) -> None:
+    key = ("local", "alice@example.org")
+    entry = full_entry().replace(label="alice@example.org")
+    redis_cache(server.url, local=NullCache(), key=KEY_1).put(key, entry)
+
+    values = [str(server.client().get(name)) for name in server.client().keys("keyfob:3:*")]
+
+    assert len(values) == 2
+    for value in values:
+        assert value.startswith("kf1:k1:")
+        for secret in ("access-token-value-1", entry.token.refresh_token, "alice", "local"):
+            assert secret is not None and secret not in value
+    assert redis_cache(server.url, local=NullCache(), key=KEY_1).get(key) == entry
+
+
+def test_without_a_key_keyfob_warns_once_that_tokens_rest_in_clear(server: RedisServer) -> None:
+    warnings: list[str] = []
+    cache = redis_cache(server.url, local=NullCache(), on_warning=warnings.append)
+    cache.put(KEY, full_entry())
+    cache.get(KEY)
+    assert warnings == [
+        f"tokens rest in clear in the shared cache at {cache.where}, readable by every client "
+        "of it; set KEYFOB_CACHE_KEY to encrypt them (see the README)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("writer", "reader", "why"),
+    [
+        (KEY_1, KEY_1_WRONG, "it does not decrypt with the key 'k1'"),
+        (KEY_1, KEY_2, "its key id 'k1' is not among the keys given"),
+        (KEY_1, None, "it is encrypted, and no key is set (KEYFOB_CACHE_KEY)"),
+        (None, KEY_1, "it rests in clear, and a key is set"),
+    ],
+)
+def test_a_value_that_does_not_decrypt_is_a_miss_warned_once(
+    server: RedisServer, writer: str | None, reader: str | None, why: str
+) -> None:
+    redis_cache(server.url, local=NullCache(), key=writer).put(KEY, full_entry())
+    warnings: list[str] = []
+    cache = redis_cache(server.url, local=NullCache(), key=reader, on_warning=warnings.append)
+
+    assert cache.get(KEY) is None
+    assert cache.get(KEY) is None
+    assert list(cache.entries()) == []
+
+    said = [w for w in warnings if "cannot be read" in w]
+    where = cache.where
+    assert said == [
+        f"a token in the shared cache at {where} cannot be read: {why}; treating it as missing"
+    ]
+
+
+def test_keys_rotate_the_first_encrypts_every_one_decrypts(server: RedisServer) -> None:
+    redis_cache(server.url, local=NullCache(), key=KEY_1).put(KEY, full_entry())
+    rotated = redis_cache(server.url, local=NullCache(), key=f"{KEY_2}, {KEY_1}")
+
+    assert rotated.get(KEY) == full_entry()  # written with k1, still read
+    rotated.put(KEY, full_entry("access-token-value-2"))
+    assert str(server.client().get(key_names(KEY)[0])).startswith("kf1:k2:")
+    assert redis_cache(server.url, local=NullCache(), key=KEY_2).get(KEY) is not None
+    assert redis_cache(server.url, local=NullCache(), key=KEY_1).get(KEY) is None
+
+
+def test_a_value_copied_under_another_accounts_name_does_not_decrypt(
+    server: RedisServer,
+) -> None:
+    # A client of Redis that cannot read the tokens moves one account's value to another's
+    # name; the Redis key's name is the associated data, so it no longer decrypts.
+    cache = redis_cache(server.url, local=NullCache(), key=KEY_1)
+    cache.put(("local", "alice"), full_entry())
+    client = server.client()
+    client.set(key_names(("local", "bob"))[0], str(client.get(key_names(("local", "alice"))[0])))
+
+    assert cache.get(("local", "bob")) is None
+
+
+@pytest.mark.parametrize(
+    "spec", ["k1", "k1:not-base64!", "k1:" + base64.b64encode(b"short").decode(), ":AAAA", " , "]
+)
+def test_a_malformed_key_is_a_config_error_that_shows_no_key(
+    server: RedisServer, spec: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        redis_cache(server.url, local=NullCache(), key=spec)
+    assert "KEYFOB_CACHE_KEY" in caught.value.one_line()
+    secret = spec.partition(":")[2].strip()
+    assert not secret or secret not in caught.value.one_line()
+
+
+def other_machine(local: LocalProvider, tmp_path: Path, name: str) -> dict[str, str]:
+    home = tmp_path / name
+    home.mkdir()
+    (home / "config.toml").write_text(local.config_toml())
+    return {"KEYFOB_HOME": str(home)}
+
+
+def test_machines_share_a_token_encrypted_with_keyfob_cache_key(
+    shared: LocalProvider, server: RedisServer, tmp_path: Path, cli: CliRun
+) -> None:
+    first = cli("token", "local", env={"KEYFOB_CACHE_KEY": KEY_1})
+    assert first.returncode == 0, first.stderr
+    assert "in clear" not in first.stderr
+
+    stored = str(server.client().get(key_names(KEY)[0]))
+    assert stored.startswith("kf1:k1:") and first.stdout.strip() not in stored
+
+    env = {**other_machine(shared, tmp_path, "b"), "KEYFOB_CACHE_KEY": f"{KEY_2},{KEY_1}"}
+    second = cli("token", "local", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert shared.count("/std/token") == 1
+
+
+def test_the_cache_key_may_rest_in_the_keyring(
+    shared: LocalProvider, server: RedisServer, home: Path, cli: CliRun
+) -> None:
+    # KEYFOB_KEYRING=file here: the secrets file stands for the keyring
+    keyfob.set_credentials("local", client_id="unused")  # makes the file
+    secrets = home / "secrets.json"
+    data = json.loads(secrets.read_text())
+    data["keyfob:cache"] = {"key": KEY_1}
+    secrets.write_text(json.dumps(data))
+
+    done = cli("token", "local")
+
+    assert done.returncode == 0, done.stderr
+    assert str(server.client().get(key_names(KEY)[0])).startswith("kf1:k1:")
+
+
+def test_without_a_key_the_command_line_says_tokens_rest_in_clear(
+    shared: LocalProvider, server: RedisServer, cli: CliRun
+) -> None:
+    done = cli("token", "local")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("tokens rest in clear in the shared cache") == 1

@@ -22,6 +22,7 @@ import httpx
 
 import keyfob
 from keyfob.broker import Broker
+from keyfob.cache.sqlite import SQLiteCache
 from keyfob.flight import Unlocked
 from keyfob.flow import HttpRequest, HttpResponse
 from keyfob.testing import LocalProvider
@@ -289,3 +290,22 @@ def test_async_tasks_without_locks_stampede_the_token_endpoint(
 
     assert statuses == [200] * 100
     assert configured.count("/std/token") > 1
+
+
+def test_a_stopped_lock_holder_delays_a_token_only_by_the_lock_wait(
+    configured: LocalProvider, stopped_holder: tuple[Path, int]
+) -> None:
+    folder, pid = stopped_holder
+    warnings: list[str] = []
+    broker = Broker(cache=SQLiteCache(str(folder), on_warning=warnings.append, wait=1.0))
+
+    started = time.monotonic()
+    try:
+        token = broker.get_token("local")
+    finally:
+        broker.transport.close()
+
+    assert token.access_token in configured.issued()
+    assert time.monotonic() - started < 10
+    assert configured.count("/std/token") == 1
+    assert any(f"held by process {pid} (stopped)" in w for w in warnings)

@@ -71,7 +71,7 @@ class Broker:
         self.providers = registry(self.settings)
         self._cache = cache
         self._store = store
-        self._open_cache = open_cache or wiring.cache_opener(self.settings)
+        self._open_cache = open_cache or wiring.cache_opener(self.settings, self.environ)
         self._open_store = open_store or wiring.open_store
         self.transport = transport or Transport(self.settings.http, clock=clock)
         self.clock = clock

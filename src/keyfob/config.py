@@ -86,7 +86,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     signature = _paths.config_signature()
     data: dict[str, Any] = {}
     try:
-        with open(path, "rb") as fh:
+        # The file reached is checked on its descriptor (owner, mode): another user's
+        # config.toml could send the secrets to their server. A link is followed (a
+        # config.toml linked from a dotfiles folder is common), but what it reaches
+        # is checked all the same, and it is what is read.
+        with os.fdopen(_paths.open_checked(path), "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         pass

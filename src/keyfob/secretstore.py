@@ -11,6 +11,7 @@ secrets never move to a file without the person asking (``KEYFOB_KEYRING=file``)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -208,12 +209,35 @@ class FileStore:
         self.path = path
         self._announce = announce
 
-    def _read(self) -> dict[str, dict[str, str]]:
+    def _check_folder(self) -> None:
+        # The file is replaced by a rename in its folder, and read by name: a folder
+        # another user could change would let them plant secrets or take ours.
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            _paths.check_folder(os.path.dirname(self.path))
+        except FileNotFoundError:
+            pass  # none yet: made 0700 before the first write
+        except OSError as exc:
+            raise StorageError(
+                f"cannot use the folder of the secrets file {self.path}: {exc.strerror}",
+                hint="check the folder's permissions",
+            ) from None
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        self._check_folder()
+        try:
+            fd = _paths.open_private(self.path)  # never through a link; fstat-checked
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _paths.refuse_link(self.path, f"put the file itself at {self.path}")
+            raise StorageError(
+                f"cannot read the secrets file {self.path} ({type(exc).__name__})",
+                hint="fix or remove the file, then log in again",
+            ) from None
+        try:
+            with os.fdopen(fd, encoding="utf-8") as fh:
+                data = json.load(fh)
         except (OSError, ValueError) as exc:
             raise StorageError(
                 f"cannot read the secrets file {self.path} ({type(exc).__name__})",
@@ -231,6 +255,7 @@ class FileStore:
         new = not os.path.exists(self.path)
         try:
             _paths.private_dir(folder)
+            self._check_folder()
             fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=folder)  # mkstemp: 0600
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -257,6 +282,7 @@ class FileStore:
         from filelock import FileLock
 
         _paths.private_dir(os.path.dirname(self.path))
+        self._check_folder()  # FileLock opens (and truncates) by name: our folder only
         return FileLock(self.path + ".lock", mode=0o600)
 
     def get(self, service: str, name: str) -> str | None:

@@ -7,6 +7,7 @@ SQLite file in front), the secret store, and one broker per process.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -22,11 +23,16 @@ if TYPE_CHECKING:
     from keyfob.broker import Broker
 
 
+#: the keyring entry (service, name) of the key that encrypts what rests in Redis
+CACHE_KEY_ENTRY = ("keyfob:cache", "key")
+
+
 def cache_opener(
-    settings: config.Settings,
+    settings: config.Settings, environ: Mapping[str, str] | None = None
 ) -> Callable[[Callable[[str], None], Callable[[Entry], bool]], Cache]:
     """How to open the cache ``settings`` name: warnings go to ``on_warning``;
     ``fresh`` is the broker's judgement of whether a local copy may answer."""
+    env = os.environ if environ is None else environ
 
     def open_cache(on_warning: Callable[[str], None], fresh: Callable[[Entry], bool]) -> Cache:
         from keyfob.cache.memory import MemoryCache
@@ -51,9 +57,27 @@ def cache_opener(
                 "pip install 'keyfob[redis]'; tokens are cached on this machine only"
             )
             return local
-        return RedisCache(settings.cache_url, local=local, trust_local=fresh, on_warning=on_warning)
+        key, source = cache_key(env)
+        return RedisCache(
+            settings.cache_url,
+            local=local,
+            trust_local=fresh,
+            on_warning=on_warning,
+            key=key,
+            key_source=source,
+        )
 
     return open_cache
+
+
+def cache_key(environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The key that encrypts what keyfob writes to Redis, and where it came from:
+    ``KEYFOB_CACHE_KEY``, else the keyring entry ``keyfob:cache``/``key``."""
+    value = environ.get("KEYFOB_CACHE_KEY")
+    if value:
+        return value, "KEYFOB_CACHE_KEY"
+    service, name = CACHE_KEY_ENTRY
+    return open_store(environ).get(service, name), f"the keyring entry {service}/{name}"
 
 
 def open_store(environ: Mapping[str, str]) -> SecretStore:

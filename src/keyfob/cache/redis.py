@@ -12,6 +12,15 @@ Each value is JSON: ``{"key": [provider, account], "entry": Entry.to_dict()}``
 (the key guards against a hash collision). ``2`` is the format: keys of
 another format are never read, so versions side by side each keep their own.
 
+At rest in Redis, every client of that Redis could read the JSON: with a key
+(``KEYFOB_CACHE_KEY``, or the keyring entry ``keyfob:cache``/``key``), each value
+is ``kf1:<key id>:<base64 of nonce + AES-256-GCM ciphertext>``, the Redis key's
+name as associated data (a value copied under another account's name does not
+decrypt). The key is ``<key id>:<base64 of 32 bytes>``; several, separated by
+commas, rotate: the first encrypts, every one decrypts. A value that does not
+decrypt (an unknown key id, a wrong key, a value in clear while a key is set)
+is a miss, warned once. Without a key, values rest in clear, warned once.
+
 A local cache (the SQLite file) stands in front: an entry found there that the
 broker's ``trust_local`` accepts (a FRESH token) is answered without a Redis
 round trip, which also keeps the command line's cached-token path (it reads
@@ -25,10 +34,14 @@ is configured.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
 import logging
+import os
+import re
 import threading
 import time
 import urllib.parse
@@ -37,6 +50,8 @@ from contextlib import AbstractContextManager
 from typing import Literal
 
 import redis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -57,18 +72,65 @@ DEFAULT_WAIT = 120.0  # then go on under the local lock alone, with a warning
 DEFAULT_RETRY_AFTER = 5.0  # while Redis is down, try it again at most this often
 DEFAULT_TIMEOUT = 1.0  # connect and read: Redis answers in microseconds or not at all
 
-# Delete the token key only if it still holds the token being dropped: after a
-# 401, another machine may already have saved a newer one.
-_DROP_IF_SAME = """
-local value = redis.call('GET', KEYS[1])
-if not value then return 0 end
-local ok, stored = pcall(cjson.decode, value)
-if ok and type(stored) == 'table' and type(stored['entry']) == 'table'
-        and stored['entry']['access_token'] == ARGV[1] then
+# Delete the token key only if it still holds the value read (and found to hold
+# the token being dropped): after a 401, another machine may already have saved
+# a newer one. The comparison is of the stored text: Redis cannot read an
+# encrypted value, so the client decides, and Redis only checks it is unchanged.
+_DELETE_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+
+#: what marks an encrypted value; the number is the envelope's format
+SEALED = "kf1"
+_KID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+KEY_HINT = (
+    "KEYFOB_CACHE_KEY is KEY_ID:BASE64 (32 bytes), several separated by commas, the "
+    'first encrypting; make one: python3 -c "import base64, os; '
+    "print('k1:' + base64.b64encode(os.urandom(32)).decode())\""
+)
+
+
+class Sealer:
+    """AES-256-GCM over the values keyfob writes to Redis (``cryptography``)."""
+
+    def __init__(self, spec: str, source: str = "KEYFOB_CACHE_KEY") -> None:
+        self.keys: dict[str, AESGCM] = {}
+        for item in spec.replace(",", " ").split():
+            kid, _, encoded = item.partition(":")
+            try:
+                raw = base64.b64decode(encoded.replace("-", "+").replace("_", "/"), validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if not _KID.fullmatch(kid) or len(raw) != 32:
+                # The message names where the key came from, never any part of it.
+                raise ConfigError(f"{source} is not a list of KEY_ID:BASE64 keys", hint=KEY_HINT)
+            self.keys.setdefault(kid, AESGCM(raw))
+        if not self.keys:
+            raise ConfigError(f"{source} is empty", hint=KEY_HINT)
+        self.current = next(iter(self.keys))
+
+    def seal(self, name: str, plain: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self.keys[self.current].encrypt(nonce, plain.encode(), name.encode())
+        return f"{SEALED}:{self.current}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def open(self, name: str, value: str) -> str:
+        """The plain text, or ``ValueError`` saying why not (never a secret)."""
+        mark, _, rest = value.partition(":")
+        if mark != SEALED:
+            raise ValueError("it rests in clear, and a key is set")
+        kid, _, body = rest.partition(":")
+        key = self.keys.get(kid)
+        if key is None:
+            raise ValueError(f"its key id {kid[:32]!r} is not among the keys given")
+        try:
+            data = base64.b64decode(body, validate=True)
+            return key.decrypt(data[:12], data[12:], name.encode()).decode()
+        except (binascii.Error, InvalidTag, ValueError):
+            raise ValueError(f"it does not decrypt with the key {kid!r}") from None
 
 
 def key_hash(key: Key) -> str:
@@ -111,6 +173,8 @@ class RedisCache:
         local: Cache,
         trust_local: Callable[[Entry], bool] = lambda entry: False,
         on_warning: Callable[[str], None] | None = None,
+        key: str | None = None,
+        key_source: str = "KEYFOB_CACHE_KEY",
         lease: float = DEFAULT_LEASE,
         wait: float = DEFAULT_WAIT,
         retry_after: float = DEFAULT_RETRY_AFTER,
@@ -124,6 +188,9 @@ class RedisCache:
         self.retry_after = retry_after
         self._warn = on_warning or (lambda message: None)
         self._warned = False
+        self._warned_value = False
+        self._sealer = Sealer(key, key_source) if key else None
+        self._said_clear = False
         self._down_until: float | None = None
         options: dict[str, object] = {}
         try:  # redis-py >= 7 asks every server for these on connect: one round trip less
@@ -146,7 +213,7 @@ class RedisCache:
                 f"the cache URL {self.where} is not a valid Redis URL",
                 hint="fix [cache] url in config.toml, or KEYFOB_CACHE_URL",
             ) from None
-        self._drop_if_same = self._redis.register_script(_DROP_IF_SAME)
+        self._delete_if_same = self._redis.register_script(_DELETE_IF_SAME)
 
     # -- Redis up or down --------------------------------------------------------
 
@@ -210,8 +277,13 @@ class RedisCache:
         # Redis first: a reader that misses the local copy meanwhile must not
         # copy the refused token back into it from Redis.
         if self._usable():
+            name = key_names(key)[0]
             try:
-                self._drop_if_same(keys=[key_names(key)[0]], args=[token.access_token])
+                value = self._redis.get(name)
+                if isinstance(value, str):  # decode_responses: text, or None
+                    found = self._merge(name, value, "", None)
+                    if found is not None and found[1].token.access_token == token.access_token:
+                        self._delete_if_same(keys=[name], args=[value])
             except RedisError as exc:
                 self._failed(exc)
             else:
@@ -258,7 +330,50 @@ class RedisCache:
             for name in _names(h):
                 pipe.get(name)
             token_value, refresh_value = pipe.execute()
-        return _merge(token_value, refresh_value)
+        token_name, refresh_name = _names(h)
+        return self._merge(token_name, token_value, refresh_name, refresh_value)
+
+    def _merge(
+        self, token_name: str, token_value: str | None, refresh_name: str, refresh_value: str | None
+    ) -> tuple[Key, Entry] | None:
+        """The entry from the token key, with the refresh token from its own key;
+        only the refresh key left: an expired token that can still be refreshed.
+        A value keyfob did not write, or cannot decrypt, is a miss."""
+        try:
+            if token_value is not None:
+                key, data = _load(self._open(token_name, token_value))
+                if refresh_value is not None:
+                    refresh = _load(self._open(refresh_name, refresh_value))[1]
+                    data["refresh_token"] = refresh["refresh_token"]
+                    data["refresh_expires"] = refresh["refresh_expires"]
+            elif refresh_value is not None:
+                key, data = _load(self._open(refresh_name, refresh_value))
+            else:
+                return None
+            return key, Entry.from_dict(data)
+        except _Sealed as exc:
+            if not self._warned_value:
+                self._warned_value = True
+                self._warn(
+                    f"a token in the shared cache at {self.where} cannot be read: {exc}; "
+                    "treating it as missing"
+                )
+            return None
+        except (KeyError, ValueError, TypeError):
+            return None  # not written by keyfob: a miss
+
+    def _seal(self, name: str, plain: str) -> str:
+        return plain if self._sealer is None else self._sealer.seal(name, plain)
+
+    def _open(self, name: str, value: str) -> str:
+        if self._sealer is not None:
+            try:
+                return self._sealer.open(name, value)
+            except ValueError as exc:
+                raise _Sealed(str(exc)) from None
+        if value.startswith(SEALED + ":"):
+            raise _Sealed("it is encrypted, and no key is set (KEYFOB_CACHE_KEY)")
+        return value
 
     def _read_all(self) -> list[tuple[Key, Entry]]:
         hashes = set()
@@ -282,14 +397,20 @@ class RedisCache:
             pipe.delete(token_key, refresh_key)
             if t.access_token:
                 access_only = {**data, "refresh_token": None, "refresh_expires": None}
-                pipe.set(token_key, _dump(key, access_only))
+                pipe.set(token_key, self._seal(token_key, _dump(key, access_only)))
                 if t.expires is not None:
                     pipe.pexpireat(token_key, _ms(t.expires))
             if left is not None:
-                pipe.set(refresh_key, _dump(key, left.to_dict()))
+                pipe.set(refresh_key, self._seal(refresh_key, _dump(key, left.to_dict())))
                 if t.refresh_expires is not None:
                     pipe.pexpireat(refresh_key, _ms(t.refresh_expires))
             pipe.execute()
+        if self._sealer is None and not self._said_clear:
+            self._said_clear = True
+            self._warn(
+                f"tokens rest in clear in the shared cache at {self.where}, readable by every "
+                "client of it; set KEYFOB_CACHE_KEY to encrypt them (see the README)"
+            )
 
     # -- the lock --------------------------------------------------------------------
 
@@ -384,20 +505,5 @@ def _load(value: str) -> tuple[Key, dict[str, object]]:
     return (provider, account), dict(document["entry"])
 
 
-def _merge(token_value: str | None, refresh_value: str | None) -> tuple[Key, Entry] | None:
-    """The entry from the token key, with the refresh token from its own key;
-    only the refresh key left: an expired token that can still be refreshed."""
-    try:
-        if token_value is not None:
-            key, data = _load(token_value)
-            if refresh_value is not None:
-                refresh = _load(refresh_value)[1]
-                data["refresh_token"] = refresh["refresh_token"]
-                data["refresh_expires"] = refresh["refresh_expires"]
-        elif refresh_value is not None:
-            key, data = _load(refresh_value)
-        else:
-            return None
-        return key, Entry.from_dict(data)
-    except (KeyError, ValueError, TypeError):
-        return None  # not written by keyfob: a miss
+class _Sealed(Exception):
+    """A value that does not decrypt here; its message says why, never a secret."""
