@@ -21,6 +21,7 @@ from keyfob import config
 from keyfob._identity import STORE_TRUST, Identity
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
+from keyfob.cache.opening import cache_opener
 from keyfob.errors import (
     ConfigError,
     CredentialsMissing,
@@ -33,6 +34,7 @@ from keyfob.flight import Flight, SingleFlight
 from keyfob.flow import Flow
 from keyfob.provider import Provider, registry
 from keyfob.secretstore import Credentials, SecretStore, resolve
+from keyfob.secretstore import open_store as _open_store
 from keyfob.token import Token, TokenState
 from keyfob.transport import Transport
 
@@ -64,15 +66,13 @@ class Broker:
         open_cache: OpenCache | None = None,
         open_store: OpenStore | None = None,
     ) -> None:
-        from keyfob import wiring
-
         self.environ = os.environ if environ is None else environ
         self.settings = settings if settings is not None else config.load(self.environ)
         self.providers = registry(self.settings)
         self._cache = cache
         self._store = store
-        self._open_cache = open_cache or wiring.cache_opener(self.settings, self.environ)
-        self._open_store = open_store or wiring.open_store
+        self._open_cache = open_cache or cache_opener(self.settings, self.environ)
+        self._open_store = open_store or _open_store
         self.transport = transport or Transport(self.settings.http, clock=clock)
         self.clock = clock
         self.flight = flight or SingleFlight(

@@ -1,87 +1,20 @@
-"""Building the parts from the settings, and the process's default broker.
+"""The process's default broker, and the accounts facade on it.
 
-The broker decides; this module only chooses what it decides over: the token
-cache the settings name (SQLite in the user cache folder, or Redis with the
-SQLite file in front), the secret store, and one broker per process.
+The broker decides and opens its parts on first use (the cache:
+:mod:`keyfob.cache.opening`; the secret store: :func:`keyfob.secretstore.open_store`);
+this module keeps one broker per process, and the accounts facade on it.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from keyfob import _paths, config
-from keyfob.cache import Entry
-from keyfob.cache.base import Cache, CacheUnavailable
-from keyfob.secretstore import SecretStore
-from keyfob.secretstore import open_store as _open_store
+from keyfob import config
 
 if TYPE_CHECKING:
     from keyfob.accounts import Accounts
     from keyfob.broker import Broker
-
-
-#: the keyring entry (service, name) of the key that encrypts what rests in Redis
-CACHE_KEY_ENTRY = ("keyfob:cache", "key")
-
-
-def cache_opener(
-    settings: config.Settings, environ: Mapping[str, str] | None = None
-) -> Callable[[Callable[[str], None], Callable[[Entry], bool]], Cache]:
-    """How to open the cache ``settings`` name: warnings go to ``on_warning``;
-    ``fresh`` is the broker's judgement of whether a local copy may answer."""
-    env = os.environ if environ is None else environ
-
-    def open_cache(on_warning: Callable[[str], None], fresh: Callable[[Entry], bool]) -> Cache:
-        from keyfob.cache.memory import MemoryCache
-        from keyfob.cache.sqlite import SQLiteCache
-
-        local: Cache
-        try:
-            local = SQLiteCache(_paths.cache_dir(), on_warning=on_warning)
-        except CacheUnavailable as exc:
-            on_warning(f"{exc}; tokens are not cached between runs")
-            local = MemoryCache()
-        if not settings.cache_url:
-            return local
-        try:
-            from keyfob.cache.redis import RedisCache  # imports redis: only when configured
-        except ModuleNotFoundError as exc:
-            if exc.name != "redis" and not (exc.name or "").startswith("redis."):
-                raise
-            # As with Redis down: one warning, and this machine's cache alone.
-            on_warning(
-                f"the cache URL {config.safe_url(settings.cache_url)} needs the redis package: "
-                "pip install 'keyfob[redis]'; tokens are cached on this machine only"
-            )
-            return local
-        key, source = cache_key(env)
-        return RedisCache(
-            settings.cache_url,
-            local=local,
-            trust_local=fresh,
-            on_warning=on_warning,
-            key=key,
-            key_source=source,
-        )
-
-    return open_cache
-
-
-def cache_key(environ: Mapping[str, str]) -> tuple[str | None, str]:
-    """The key that encrypts what keyfob writes to Redis, and where it came from:
-    ``KEYFOB_CACHE_KEY``, else the keyring entry ``keyfob:cache``/``key``."""
-    value = environ.get("KEYFOB_CACHE_KEY")
-    if value:
-        return value, "KEYFOB_CACHE_KEY"
-    service, name = CACHE_KEY_ENTRY
-    return open_store(environ).get(service, name), f"the keyring entry {service}/{name}"
-
-
-def open_store(environ: Mapping[str, str]) -> SecretStore:
-    return _open_store(environ)
 
 
 _default: Broker | None = None
