@@ -243,7 +243,11 @@ def logout(provider: str, account: str | None, revoke: bool) -> None:
 
 
 @cli.command()
-@click.option("--keep", is_flag=True, help="Keep the throw-away folder and print its path.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the throw-away folder and print its path (its local provider stops with the demo).",
+)
 def demo(keep: bool) -> None:
     """The life of a token against a local provider keyfob starts itself, offline."""
     from keyfob.demo import run

@@ -5,6 +5,7 @@
   ``expires_in``;
 * ``/users/api_token``: OAuth token -> HS512 JWT;
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
+* ``/v1/users/me``: whose token it is (401 for any other);
 * ``/oauth/revoke``.
 """
 
@@ -113,6 +114,7 @@ class INaturalist:
             "/oauth/token": {"POST": self.token},
             "/users/api_token": {"GET": self.api_token},
             "/oauth/revoke": {"POST": self.revoke},
+            "/v1/users/me": {"GET": self.users_me},
         }
 
     def patterns(self) -> Patterns:
@@ -388,3 +390,21 @@ class INaturalist:
         if token in self.tokens:
             self.shared.revoke(token)
         return Response(200, {})
+
+    def users_me(self, request: Request) -> Response:
+        """``GET /v1/users/me``: the user a JWT (or an OAuth token) belongs to; 401 else."""
+        value = (request.headers.get("Authorization") or "").strip()
+        if value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        login: str | None = None
+        if value and value not in self.shared.revoked:
+            if _looks_like_jwt(value):
+                claims = jwt_decode(value, self.jwt_key, "HS512", time.time()) or {}
+                found = claims.get("login")
+                login = found if isinstance(found, str) and found in self.user_ids else None
+            else:
+                login = self.tokens.get(value)
+        if login is None:
+            return Response(401, dict(_UNAUTHORIZED))
+        user = {"id": self.user_ids[login], "login": login}
+        return Response(200, {"total_results": 1, "page": 1, "per_page": 1, "results": [user]})
