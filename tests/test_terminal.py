@@ -5,12 +5,15 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import struct
 import subprocess
 import termios
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,3 +241,69 @@ def test_a_refused_password_is_asked_for_at_most_three_times(
     last = term.seen.rstrip().splitlines()[-1]
     assert last.startswith("keyfob: error: inaturalist refused the username or password: ")
     assert "keyfob login inaturalist" in last
+
+
+# -- the device prompt on a terminal --------------------------------------------------------
+
+
+@pytest.fixture
+def quick_device(
+    home: Path, no_secret_leaks: Leaks, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalProvider]:
+    """The local provider, polled every second in the device flow."""
+    with LocalProvider(device_interval=1) as provider:
+        no_secret_leaks.providers.append(provider)
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(provider.config_toml())
+        for name, value in provider.environ().items():
+            monkeypatch.setenv(name, value)
+        yield provider
+    assert not provider.errors, provider.errors
+
+
+def approve(provider: LocalProvider, seen: str) -> None:
+    code = re.search(r"\b[B-Z]{4}-[B-Z]{4}\b", seen)
+    assert code, seen
+    form = urllib.parse.urlencode({"user_code": code.group(0), "action": "approve"}).encode()
+    with urllib.request.urlopen(f"{provider.url}/std/device/verify", data=form, timeout=5) as r:
+        assert r.status == 200
+
+
+def device_prompt(term: Pty) -> list[str]:
+    """The lines the device prompt put on the screen, up to the spinner."""
+    term.read_until("waiting for approval")
+    shown = term.seen.split("⠋")[0].replace("\r\n", "\n")
+    return shown.rstrip("\n").split("\n")
+
+
+def test_device_prompt_fits_an_80x24_terminal_address_and_code_first(
+    quick_device: LocalProvider, no_secret_leaks: Leaks
+) -> None:
+    term = Pty(["login", "local", "--flow", "device"], dict(os.environ), rows=24, columns=80)
+    lines = device_prompt(term)
+    approve(quick_device, term.seen)
+    code = term.finish()
+    no_secret_leaks.add("the terminal", term.seen)
+    assert code == 0, term.seen
+    assert len(lines) + 2 <= 24, lines  # with the command line above and the spinner below
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].startswith("To log in, open this address")
+    assert f"{quick_device.url}/std/device/verify" in lines[2]
+    assert re.fullmatch(r"\s+[B-Z]{4}-[B-Z]{4}", lines[6]), lines
+    assert "█" not in term.seen  # no room for the QR code: it is left out
+    assert "logged in to local" in term.seen
+
+
+def test_device_prompt_adds_the_qr_code_below_on_a_tall_terminal(
+    quick_device: LocalProvider, no_secret_leaks: Leaks
+) -> None:
+    term = Pty(["login", "local", "--flow", "device"], dict(os.environ), rows=50, columns=80)
+    lines = device_prompt(term)
+    approve(quick_device, term.seen)
+    code = term.finish()
+    no_secret_leaks.add("the terminal", term.seen)
+    assert code == 0, term.seen
+    first_block = next(i for i, line in enumerate(lines) if "█" in line)
+    code_line = next(i for i, line in enumerate(lines) if re.search(r"[B-Z]{4}-[B-Z]{4}$", line))
+    assert code_line < first_block  # the address and the code come first
+    assert len(lines) + 2 <= 50
