@@ -20,6 +20,7 @@ import pytest
 import requests
 
 import keyfob
+import keyfob.broker
 from keyfob import wiring
 from keyfob.errors import StorageError
 from keyfob.inaturalist import (
@@ -355,7 +356,8 @@ class RefusingKeyring:
 
 @pytest.fixture
 def refusing_keyring(home: Path, monkeypatch: pytest.MonkeyPatch) -> type[RefusingKeyring]:
-    monkeypatch.setattr(wiring, "open_store", RefusingKeyring)
+    # What the process's brokers open the secret store with, as a locked keyring.
+    monkeypatch.setattr(keyfob.broker, "_open_store", RefusingKeyring)
     monkeypatch.setattr(RefusingKeyring, "opened", 0)
     wiring.reset()
     return RefusingKeyring

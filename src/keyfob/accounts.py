@@ -14,9 +14,10 @@ from typing import Any
 
 from keyfob.broker import Broker, describe_expiry
 from keyfob.cache import Entry, Key
-from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials, KeyfobError
 from keyfob.flow import Person
-from keyfob.provider import Provider, login_flow
+from keyfob.provider import PUBLIC_NAMES, Provider, login_flow
+from keyfob.provider.base import login_command, plain
 from keyfob.secretstore import Credentials, resolve
 from keyfob.token import Token
 
@@ -32,6 +33,56 @@ class StatusRow:
     has_token: bool
     state: str
     secrets: Mapping[str, str]  # secret name -> where it is kept
+
+
+@dataclass(frozen=True)
+class LoginPlan:
+    """What a login will ask for, before it asks: the command line prompts from this."""
+
+    provider: Provider
+    account: str
+    flow: str | None
+    #: every secret the login uses, and those found nowhere yet
+    names: tuple[str, ...]
+    missing: tuple[str, ...]
+    #: the ones a person may leave empty (a public client's secret)
+    optional: frozenset[str]
+    #: the names that are not secret (a username, a client id), where found
+    known: Mapping[str, str]
+
+    def prompt(self, name: str) -> str:
+        """What to call a secret when asking for it, and where the person finds it."""
+        p = self.provider
+        return p.kind.words(p, name) + (" (Enter for none)" if name in self.optional else "")
+
+    def hidden(self, name: str) -> bool:
+        return name not in PUBLIC_NAMES
+
+    def refused(self, exc: InvalidCredentials) -> tuple[str, ...]:
+        """The secrets a refused login is about: the ones to ask for again."""
+        p = self.provider
+        return tuple(n for n in p.kind.refused(p, self.flow, exc) if n in self.names)
+
+
+@dataclass(frozen=True)
+class LoggedOut:
+    """What a logout did: ``forgot`` a cached token or a stored secret, ``revoked`` at
+    the server; ``exported``: the provider's variables still set, which later runs use."""
+
+    revoked: bool
+    forgot: bool
+    exported: tuple[str, ...]
+
+
+def flow_of(p: Provider, flow: str | None) -> str | None:
+    """The login flow, checked against what the provider can do (ConfigError if not)."""
+    can = p.kind.flows(p)
+    if flow is not None and flow not in can:
+        raise ConfigError(
+            f"{p.name} cannot log in with --flow {flow}; its flows: {', '.join(can)}",
+            hint=f"run `keyfob login {p.name} --flow {can[0]}`, or leave out --flow",
+        )
+    return login_flow(p, flow)
 
 
 class Accounts:
@@ -93,11 +144,12 @@ class Accounts:
         b = self.broker
         p = b.provider(provider)
         key = (p.name, account or "")
-        flow = login_flow(p, flow)
+        flow = flow_of(p, flow)
         names = p.kind.login_secrets(p, flow)
         given = {k: v for k, v in credentials.items() if v}
         if flow in ("browser", "device"):
             return self._login_person(p, key, flow, names, given, person, timeout)
+        p = p.kind.for_flow(p, flow)
         creds = resolve(
             names,
             arguments=given,
@@ -109,7 +161,7 @@ class Accounts:
         if names == ("token",) and "token" not in creds:
             raise CredentialsMissing(
                 f"{p.name}: no token to paste",
-                hint=f"set {p.env_var('token')}, or run `keyfob login {p.name} --flow paste` "
+                hint=f"set {p.env_var('token')}, or run `{login_command(p, key[1], 'paste')}` "
                 "in a terminal to paste it",
             )
         stored = b.credentials(p, key[1], {}, names) if len(creds.values) < len(names) else None
@@ -119,11 +171,37 @@ class Accounts:
         if "token" not in names:
             creds.values.pop("token", None)
         with b.flight(key):
-            token = b.obtain(p, key, creds, None, refresh=True)
+            try:
+                token = b.obtain(p, key, creds, None, refresh=True)
+                check = p.kind.check if names == ("token",) else None
+                flow_ = check(b.resolved(p), token) if check is not None else None
+                if flow_ is not None:  # a pasted token: is it one at all?
+                    b.transport.run(flow_)
+            except InvalidCredentials as exc:
+                raise _refused(p, flow, key[1], exc) from None
             self._keep(p, key, names, creds)
             b.stored_changed()
             b.save(p, key, token, creds)
         return token
+
+    def plan(
+        self, provider: str, *, account: str | None = None, flow: str | None = None
+    ) -> LoginPlan:
+        """What :meth:`login` would use, and what it finds nowhere (to ask a person for)."""
+        b = self.broker
+        p = b.provider(provider)
+        flow = flow_of(p, flow)
+        names = p.kind.login_secrets(p, flow)
+        found = b.credentials(p, account or "", {}, names)
+        return LoginPlan(
+            provider=p,
+            account=account or "",
+            flow=flow,
+            names=names,
+            missing=tuple(n for n in names if n not in found),
+            optional=p.kind.optional(p, flow),
+            known={n: v for n, v in found.values.items() if n in PUBLIC_NAMES},
+        )
 
     def _login_person(
         self,
@@ -144,7 +222,8 @@ class Accounts:
         if client_id not in creds:
             raise CredentialsMissing(
                 f"a {flow} login to {p.name} needs {client_id}",
-                hint=f"set {p.env_var(client_id)}, or run `keyfob login {p.name}` in a terminal",
+                hint=f"set {p.env_var(client_id)}, or run `{login_command(p, key[1], flow)}` "
+                "in a terminal",
             )
         resolved = b.resolved(p)
         if person is None:
@@ -178,15 +257,17 @@ class Accounts:
         log.info("%s: logged in (%s)", p.name, describe_expiry(token, b.clock()))
         return token
 
-    def logout(self, provider: str, *, account: str | None = None, revoke: bool = False) -> bool:
-        """Forget cached tokens and stored secrets; ``revoke`` at the server first.
-        Returns whether a revocation was sent."""
+    def logout(
+        self, provider: str, *, account: str | None = None, revoke: bool = False
+    ) -> LoggedOut:
+        """Forget cached tokens and stored secrets; ``revoke`` at the server first."""
         b = self.broker
         p = b.provider(provider)
         key = (p.name, account or "")
         revoked = False
+        entry: Entry | None = b._cached_entry(key)
+        stored = self.get_credentials(p.name, account=account)
         if revoke:
-            entry: Entry | None = b._cached_entry(key)
             token = entry.token if entry else None
             if token is not None:
                 creds = b.credentials(p, key[1], {})
@@ -205,7 +286,8 @@ class Accounts:
         service = p.service(key[1])
         for name in p.secrets:
             b.store.delete(service, name)
-        return revoked
+        exported = tuple(p.env_var(n) for n in p.secrets if b.environ.get(p.env_var(n)))
+        return LoggedOut(revoked, entry is not None or bool(stored), exported)
 
     # -- status ------------------------------------------------------------------
 
@@ -239,6 +321,26 @@ class Accounts:
                 )
             )
         return rows
+
+
+def _refused(p: Provider, flow: str | None, account: str, exc: InvalidCredentials) -> KeyfobError:
+    """A refused login, as a person reads it: what was refused, in the provider's own
+    words (its ``error_description``), and the command to try again."""
+    names = p.kind.refused(p, flow, exc)
+    if not names:
+        if not exc.hint:
+            exc.hint = f"check the secrets, then run `{login_command(p, account, flow)}`"
+        return exc
+    what = " or ".join(plain(n) for n in names)
+    said = exc.description or exc.error or (f"HTTP {exc.status}" if exc.status else exc.message)
+    return InvalidCredentials(
+        f"{p.name} refused the {what}: {said}",
+        hint=f"check the {' and '.join(plain(n) for n in names)}, then run "
+        f"`{login_command(p, account, flow if flow != p.kind.flows(p)[0] else None)}`",
+        error=exc.error,
+        description=exc.description,
+        status=exc.status,
+    )
 
 
 def _token_kind(token: Token) -> str:

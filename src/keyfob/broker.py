@@ -33,6 +33,7 @@ from keyfob.errors import (
 from keyfob.flight import Flight, SingleFlight
 from keyfob.flow import Flow
 from keyfob.provider import Provider, registry
+from keyfob.provider.base import login_command
 from keyfob.secretstore import Credentials, SecretStore, resolve
 from keyfob.secretstore import open_store as _open_store
 from keyfob.token import Token, TokenState
@@ -82,7 +83,7 @@ class Broker:
         #: FRESH tokens by key: the entry, until when it is FRESH, the identity that owns it
         self._memory: dict[Key, tuple[Entry, float, Identity]] = {}
         self._identities: dict[tuple[str, str, tuple[tuple[str, str], ...]], Identity] = {}
-        self._resolved: dict[str, Provider] = {}
+        self._resolved: dict[tuple[str, str], Provider] = {}
         self._warned: set[str] = set()
         self._guard = threading.Lock()
         self._identity_vars = {
@@ -134,10 +135,12 @@ class Broker:
         return self.transport.run(self._resolve(p))
 
     def _resolve(self, p: Provider) -> Flow[Provider]:
-        if p.name not in self._resolved:
+        # By grant too: a login's --flow may use the provider with another grant.
+        key = (p.name, p.grant)
+        if key not in self._resolved:
             flow = p.kind.resolve(p) if p.kind.resolve is not None else None
-            self._resolved[p.name] = (yield from flow) if flow is not None else p
-        return self._resolved[p.name]
+            self._resolved[key] = (yield from flow) if flow is not None else p
+        return self._resolved[key]
 
     def credentials(
         self,
@@ -386,7 +389,7 @@ class Broker:
                             "token while it lasts"
                         )
                         return old
-                    raise self._hinted(p, exc) from None
+                    raise self._hinted(p, exc, key[1]) from None
                 else:
                     self._supersede(p, key, creds, token)
                     return token
@@ -409,11 +412,11 @@ class Broker:
                     token = yield from flow
                     self._supersede(p, key, creds, token)
         except KeyfobError as exc:
-            raise self._hinted(p, exc) from None
+            raise self._hinted(p, exc, key[1]) from None
         if token.state(self.clock(), p.leeway) is TokenState.EXPIRED:
             raise InvalidCredentials(
                 f"the {p.name} token has expired",
-                hint=f"run `keyfob login {p.name}` to give a new one",
+                hint=f"run `{login_command(p, key[1])}` to give a new one",
             )
         log.info("%s: got a new token (%s)", p.name, describe_expiry(token, self.clock()))
         return token
@@ -459,9 +462,9 @@ class Broker:
         ):
             self.store.set(p.service(key[1]), "refresh_token", token.refresh_token)
 
-    def _hinted(self, p: Provider, exc: KeyfobError) -> KeyfobError:
+    def _hinted(self, p: Provider, exc: KeyfobError, account: str = "") -> KeyfobError:
         if isinstance(exc, InvalidCredentials) and not exc.hint:
-            exc.hint = f"check the secrets, then run `keyfob login {p.name}`"
+            exc.hint = f"check the secrets, then run `{login_command(p, account)}`"
         return exc
 
     def require(self, p: Provider, account: str, creds: Credentials) -> None:
@@ -470,11 +473,10 @@ class Broker:
         if not missing:
             return
         where = ", ".join(p.env_var(n) for n in missing)
-        account_flag = f" --account {account}" if account else ""
         raise CredentialsMissing(
             f"{p.name} needs {', '.join(missing)}: not in the arguments, the environment "
             f"({where}) or the {self.store.kind} (service {p.service(account)})",
-            hint=f"run `keyfob login {p.name}{account_flag}`, or set {where}",
+            hint=f"run `{login_command(p, account)}`, or set {where}",
         )
 
     # -- after a 401 -----------------------------------------------------------

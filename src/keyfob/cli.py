@@ -19,10 +19,11 @@ from typing import Any
 import click
 
 from keyfob import wiring
-from keyfob.accounts import Accounts
+from keyfob.accounts import Accounts, LoginPlan
 from keyfob.broker import Broker
-from keyfob.errors import ConfigError, CredentialsMissing, KeyfobError
-from keyfob.provider import FLOWS, PUBLIC_NAMES, login_flow
+from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials, KeyfobError
+from keyfob.provider import FLOWS
+from keyfob.provider.base import FLOW_WORDS, login_command
 
 log = logging.getLogger("keyfob")
 
@@ -81,10 +82,17 @@ def providers() -> None:
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
 
 
+_FLOW_HELP = "How to log in (default: the provider's own way; `keyfob providers` lists them): " + (
+    "; ".join(f"{name}: {words}" for name, words in FLOW_WORDS.items()) + "."
+)
+#: tries at a refused login on a terminal, asking again for what was refused
+_TRIES = 3
+
+
 @cli.command()
 @click.argument("provider")
 @click.option("--account", default=None, help=ACCOUNT_HELP)
-@click.option("--flow", type=click.Choice(FLOWS), default=None, help="How to log in.")
+@click.option("--flow", type=click.Choice(FLOWS), default=None, help=_FLOW_HELP)
 @click.option(
     "--no-browser", is_flag=True, help="--flow browser: print the address instead of opening it."
 )
@@ -99,39 +107,56 @@ def login(
     provider: str, account: str | None, flow: str | None, no_browser: bool, timeout: float
 ) -> None:
     """Ask for what is missing, store it, get a first token."""
-    b = _broker_()
-    p = b.provider(provider)
-    flow = login_flow(p, flow)
-    names = p.kind.login_secrets(p, flow)
+    accounts = _accounts()
+    plan = accounts.plan(provider, account=account, flow=flow)
+    p = plan.provider
+    terminal = sys.stdin.isatty()
     given: dict[str, Any] = {}
-    found = b.credentials(p, account or "", {}, names)
-    missing = [n for n in names if n not in found]
-    optional = p.kind.optional(p, flow)
-    if missing and sys.stdin.isatty():
-        for name in missing:
-            value = click.prompt(
-                f"{p.name} {name}" + (" (Enter for none)" if name in optional else ""),
-                hide_input=name not in PUBLIC_NAMES,
-                default="" if name in optional else None,
-                show_default=False,
-                err=True,
-            )
-            if value:
-                given[name] = value
-    elif missing and not set(missing) <= optional:
-        vars_ = ", ".join(p.env_var(n) for n in missing if n not in optional)
+    if plan.missing and terminal:
+        _ask(plan, plan.missing, given)
+    elif plan.missing and not set(plan.missing) <= plan.optional:
+        needed = [n for n in plan.missing if n not in plan.optional]
         raise CredentialsMissing(
-            f"{p.name} needs {', '.join(n for n in missing if n not in optional)} and "
-            "there is no terminal to ask on",
-            hint=f"set {vars_}, or run `keyfob login {p.name}` in a terminal",
+            f"{p.name} needs {', '.join(needed)} and there is no terminal to ask on",
+            hint=f"set {', '.join(p.env_var(n) for n in needed)}, or run "
+            f"`{login_command(p, account, flow)}` in a terminal",
         )
-    if flow in ("browser", "device"):
+    extra: dict[str, Any] = {}
+    if plan.flow in ("browser", "device"):
         from keyfob.loopback import Terminal
 
-        given["person"] = Terminal(browser=not no_browser)
-        given["timeout"] = timeout
-    token = _accounts().login(provider, account=account, flow=flow, **given)
-    _say(f"logged in to {p.name}; {_expiry(token.expires)}; secrets kept in {b.store.describe()}")
+        extra = {"person": Terminal(browser=not no_browser), "timeout": timeout}
+    for tries_left in range(_TRIES - 1, -1, -1):
+        try:
+            token = accounts.login(provider, account=account, flow=flow, **given, **extra)
+            break
+        except InvalidCredentials as exc:
+            again = plan.refused(exc)
+            if not (terminal and again and tries_left):
+                raise
+            _say(f"keyfob: {exc}; try again ({tries_left} more)")
+            _ask(plan, again, given)
+    store = _broker_().store.describe()
+    _say(f"logged in to {p.name}; {_expiry(token.expires)}; secrets kept in {store}")
+
+
+def _ask(plan: LoginPlan, names: Sequence[str], given: dict[str, Any]) -> None:
+    """Prompt for each name on the terminal: secrets hidden, a name typed before as the
+    default (Enter keeps it)."""
+    for name in names:
+        before = None if plan.hidden(name) else given.get(name) or plan.known.get(name)
+        optional = name in plan.optional
+        value = click.prompt(
+            plan.prompt(name),
+            hide_input=plan.hidden(name),
+            default=before if before else ("" if optional else None),
+            show_default=bool(before),
+            err=True,
+        )
+        if value:
+            given[name] = value
+        else:
+            given.pop(name, None)
 
 
 def _expiry(expires: float | None) -> str:
@@ -284,12 +309,25 @@ def refresh(provider: str, account: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Also revoke the token at the server.")
 def logout(provider: str, account: str | None, revoke: bool) -> None:
     """Forget cached tokens and stored secrets (and revoke)."""
-    revoked = _accounts().logout(provider, account=account, revoke=revoke)
-    _say(f"{provider}: logged out" + ("; the token was revoked at the server" if revoked else ""))
+    done = _accounts().logout(provider, account=account, revoke=revoke)
+    if not done.forgot:
+        _say(f"{provider}: nothing to log out of: no cached token and no stored secrets")
+    else:
+        revoked = "; the token was revoked at the server" if done.revoked else ""
+        _say(f"{provider}: logged out{revoked}")
+    if done.exported:
+        _say(
+            f"{provider}: {', '.join(done.exported)} still set in this shell: the next run "
+            "uses them (unset them to log out fully)"
+        )
 
 
 @cli.command()
-@click.option("--keep", is_flag=True, help="Keep the throw-away folder and print its path.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the throw-away folder and print its path (its local provider stops with the demo).",
+)
 def demo(keep: bool) -> None:
     """The life of a token, offline, against a local provider.
 

@@ -90,7 +90,13 @@ def run(*, keep: bool = False) -> None:
             _tour(_Demo(provider, home), provider, home)
     finally:
         if keep:
-            click.echo(f"\nthe demo's folder is kept: {home}")
+            click.echo(
+                f"\nthe demo's folder is kept: {home}\n"
+                f"   `KEYFOB_HOME={home} keyfob status` shows what it holds. Its config.toml "
+                "points at the demo's local provider, which has stopped: commands that need "
+                "the provider fail there. `python -m keyfob.testing` runs a local provider "
+                "until Ctrl-C, to try commands by hand."
+            )
         else:
             shutil.rmtree(home, ignore_errors=True)
 

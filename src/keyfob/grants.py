@@ -254,6 +254,13 @@ def parse_token_response(
     )
 
 
+#: form parameters whose values are secrets (scrubbed from what a server echoes);
+#: not ``grant_type`` or ``scope``, whose words ("password") a message needs
+SECRET_PARAMS = frozenset(
+    {"password", "refresh_token", "code", "code_verifier", "device_code", "token", "access_token"}
+)
+
+
 def token_request(
     url: str,
     params: Mapping[str, str | None],
@@ -273,7 +280,8 @@ def token_request(
         form["client_id"] = client_id
         if client_secret and client_auth == "client_secret_post":
             form["client_secret"] = client_secret
-    all_secrets = tuple(s for s in (*secrets, client_secret, *params.values()) if s)
+    secret_values = (v for k, v in params.items() if k in SECRET_PARAMS)
+    all_secrets = tuple(s for s in (*secrets, client_secret, *secret_values) if s)
     if basic is not None:  # the Basic header's base64, as a server may echo it
         all_secrets += (basic_auth(*basic).partition(" ")[2],)
     return HttpRequest("POST", url, what, form=form, basic=basic, secrets=all_secrets)

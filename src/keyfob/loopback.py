@@ -234,30 +234,59 @@ class Terminal:
     # -- device flow -----------------------------------------------------------
 
     def show_code(self, code: ShowCode) -> None:
+        """The address and the code first, in a few lines, so that they stay on an
+        80x24 screen; the QR code of the address that carries the code only below
+        them, and only where the terminal has the room for it and the spinner."""
         minutes = max(1, round((code.expires_at - time.time()) / 60))
-        self.say("")
-        self.say("To log in, open this address on any device:")
-        self.say(f"\n    {code.verification_uri}\n")
-        self.say("and enter the code:")
-        self.say(f"\n    {code.user_code}\n")
-        if code.verification_uri_complete:
-            self.say("or open this address, which carries the code:")
-            self.say(f"\n    {code.verification_uri_complete}\n")
-            if self._tty():
-                self._qr(code.verification_uri_complete)
-        self.say(f"The code expires in {minutes} minute{'s' if minutes != 1 else ''}.")
+        lines = [
+            "To log in, open this address on any device:",
+            "",
+            f"    {code.verification_uri}",
+            "",
+            f"and enter the code (it expires in {minutes} minute{'s' if minutes != 1 else ''}):",
+            "",
+            f"    {code.user_code}",
+            "",
+        ]
+        complete = code.verification_uri_complete
+        qr = self._qr(complete) if complete and self._tty() else ""
+        if complete:
+            lines.append(
+                "or open this address, which carries the code"
+                + (" (as does the QR code below):" if qr else ":")
+            )
+            lines.append(f"    {complete}")
+        columns, rows = self._size()
+        qr_lines = qr.splitlines()
+        # the spinner takes the line below, and one line is kept for the prompt above
+        if qr_lines and len(lines) + len(qr_lines) + 2 <= rows and len(qr_lines[0]) <= columns:
+            lines.extend(qr_lines)
+        elif complete:
+            lines[-2] = lines[-2].replace(" (as does the QR code below)", "")
+        for line in lines:
+            self.say(line)
 
-    def _qr(self, text: str) -> None:
+    def _size(self) -> tuple[int, int]:
+        import os
+        import shutil
+
+        try:
+            size = os.get_terminal_size(self.out.fileno())
+        except (AttributeError, OSError, ValueError):
+            size = shutil.get_terminal_size()
+        return size.columns, size.lines
+
+    @staticmethod
+    def _qr(text: str) -> str:
         try:
             import segno
         except ImportError:
-            return
+            return ""
         import io
 
         buffer = io.StringIO()
         segno.make(text, error="l").terminal(out=buffer, compact=True, border=2)
-        self.out.write(buffer.getvalue())
-        self.out.flush()
+        return buffer.getvalue()
 
     def sleep(self, seconds: float, until: float | None) -> None:
         if not self._tty():

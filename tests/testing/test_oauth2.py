@@ -29,7 +29,13 @@ def test_std_metadata_at_both_discovery_urls(lp: LocalProvider, path: str) -> No
     assert payload["token_endpoint"] == lp.url + "/std/token"
     assert payload["revocation_endpoint"] == lp.url + "/std/revoke"
     assert payload["introspection_endpoint"] == lp.url + "/std/introspect"
-    assert payload["grant_types_supported"] == ["client_credentials", "password", "refresh_token"]
+    assert payload["device_authorization_endpoint"] == lp.url + "/std/device"
+    assert payload["grant_types_supported"] == [
+        "client_credentials",
+        "password",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
     assert payload["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",

@@ -377,7 +377,12 @@ def test_config_toml_points_the_providers_here(lp: LocalProvider) -> None:
                 "revoke_url": f"{u}/oauth2/invalidate_token",
                 "api_url": f"{u}/2",
             },
-            "local": {"issuer": f"{u}/std", "grant": "password", "env_prefix": "LOCAL"},
+            "local": {
+                "issuer": f"{u}/std",
+                "grant": "password",
+                "env_prefix": "LOCAL",
+                "device_url": f"{u}/std/device",
+            },
         }
     }
 

@@ -13,9 +13,11 @@ copies of the flow: see :class:`Hooks`.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from keyfob.errors import KeyfobError
@@ -23,8 +25,15 @@ if TYPE_CHECKING:
     from keyfob.secretstore import Credentials
     from keyfob.token import Token
 
-#: the ways `keyfob login --flow` can get a first token
-FLOWS = ("password", "client", "paste", "browser", "device")
+#: the ways `keyfob login --flow` can get a first token, and what each one is
+FLOW_WORDS = {
+    "password": "your username and password, with the app's id and secret",
+    "client": "the app's own id and secret (client credentials)",
+    "paste": "a token you copied from the provider's site",
+    "browser": "you log in in a browser (authorization code + PKCE)",
+    "device": "you enter a code on any other device (RFC 8628)",
+}
+FLOWS = tuple(FLOW_WORDS)
 #: secrets that are not secret: shown in prompts as plain input, usable as identity
 PUBLIC_NAMES = frozenset({"username", "client_id", "app_id", "api_key"})
 
@@ -79,6 +88,15 @@ class Provider:
     def identity_env(self) -> str:
         return ",".join(f"{name}={self.env_var(name)}" for name in self.identity)
 
+    @property
+    def site(self) -> str:
+        """The provider's web site as its endpoints name it (``https://host``), or ""."""
+        for url in (self.issuer, self.authorize_url, self.token_url, self.refresh_url):
+            if url:
+                parts = urlsplit(url)
+                return f"{parts.scheme}://{parts.netloc}"
+        return ""
+
 
 # -- the signatures a kind provides -------------------------------------------------
 
@@ -107,6 +125,13 @@ class Resolve(Protocol):
     """A flow to the provider with its endpoints discovered, or None: nothing to find."""
 
     def __call__(self, p: Provider) -> Flow[Provider] | None: ...
+
+
+class Check(Protocol):
+    """A flow that asks the provider whether a pasted token is good (InvalidCredentials
+    when not), or None where the provider has no cheap documented way to tell."""
+
+    def __call__(self, p: Provider, token: Token) -> Flow[None] | None: ...
 
 
 class Interactive(Protocol):
@@ -139,6 +164,60 @@ class Hooks:
 
 def no_label(p: Provider, creds: Credentials) -> str:
     return ""
+
+
+def login_command(p: Provider, account: str | None = "", flow: str | None = None) -> str:
+    """The command that logs in again, keeping the account asked for."""
+    return (
+        f"keyfob login {p.name}"
+        + (f" --account {shlex.quote(account)}" if account else "")
+        + (f" --flow {flow}" if flow else "")
+    )
+
+
+def plain(name: str) -> str:
+    """A secret's name as a person says it: ``app_id`` -> "app ID"."""
+    spelled = {"id": "ID", "api": "API"}
+    return " ".join(spelled.get(word, word) for word in name.split("_"))
+
+
+#: what a login prompt says of a secret, where its provider says nothing of its own
+WORDS = {
+    "client_id": "{name} client ID (from the app you registered at {site})",
+    "client_secret": "{name} client secret (given with the client ID)",
+    "username": "{name} username",
+    "password": "{name} password",
+    "refresh_token": "{name} refresh token",
+    "token": "{name} access token (copied from {site})",
+}
+
+
+def words(p: Provider, name: str) -> str:
+    """The prompt for a secret: what it is, and where to find it."""
+    text = WORDS.get(name, "{name} " + plain(name))
+    return text.format(name=p.name, site=p.site or "the provider").replace(" (copied from )", "")
+
+
+def same_provider(p: Provider, flow: str | None) -> Provider:
+    return p
+
+
+def refused_secrets(p: Provider, flow: str | None, exc: KeyfobError) -> tuple[str, ...]:
+    """The secrets a refusal of a login's first token is about, to ask for again: the
+    client's when the server says so (``invalid_client``) or the login used only the
+    client, the token when pasted, the username and password after the password grant."""
+    grant = {"password": "password", "client": "client_credentials", "paste": "paste"}.get(
+        flow or "", p.grant
+    )
+    if flow in ("browser", "device"):
+        return ()
+    if exc.error == "invalid_client" or grant == "client_credentials":
+        return p.kind.client
+    if grant == "paste":
+        return ("token",)
+    if grant == "password" and (exc.error == "invalid_grant" or exc.status in (400, 401)):
+        return ("username", "password")
+    return ()
 
 
 def missing_required(p: Provider, creds: Credentials) -> tuple[str, ...]:
@@ -186,7 +265,10 @@ class Kind:
     ``flows`` are the login flows it can do, the first the default; ``login_secrets``
     what a login flow asks for; ``missing`` which secrets its grant still needs
     (some stand in for others: a pasted token, a refresh token); ``optional``
-    the ones a login may leave empty (a public client has no secret).
+    the ones a login may leave empty (a public client has no secret); ``words``
+    what a prompt calls a secret and where the person finds it; ``for_flow`` the
+    provider as a login flow uses it (another grant); ``refused`` which secrets a
+    refused login is about; ``check`` whether a pasted token is good.
     """
 
     name: str
@@ -211,6 +293,10 @@ class Kind:
     #: pasted JWT): with every required secret given directly, the store is not asked
     stand_ins: frozenset[str] = frozenset()
     hooks: Hooks = field(default_factory=Hooks)
+    words: Callable[[Provider, str], str] = words
+    for_flow: Callable[[Provider, str | None], Provider] = same_provider
+    refused: Callable[[Provider, str | None, KeyfobError], tuple[str, ...]] = refused_secrets
+    check: Check | None = None
 
     def __repr__(self) -> str:
         return f"<Kind {self.name}>"

@@ -17,7 +17,15 @@ from keyfob import grants
 from keyfob.errors import ConfigError, KeyfobError, ProviderError
 from keyfob.flow import Flow, HttpRequest
 from keyfob.provider import oauth2
-from keyfob.provider.base import Hooks, Kind, Provider, env, interactive_optional, own_secrets
+from keyfob.provider.base import (
+    Hooks,
+    Kind,
+    Provider,
+    env,
+    interactive_optional,
+    own_secrets,
+    plain,
+)
 from keyfob.secretstore import Credentials
 from keyfob.token import Token
 
@@ -123,6 +131,43 @@ def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
     return () if "token" in creds else tuple(n for n in p.required if n not in creds)
 
 
+def words(p: Provider, name: str) -> str:
+    """iNaturalist's own names for the secrets, and where its site shows them."""
+    site = p.site or "https://www.inaturalist.org"
+    apps = f"{site}/oauth/applications"
+    return {
+        "username": "iNaturalist username or email",
+        "password": "iNaturalist password",
+        "app_id": f"iNaturalist app ID (listed at {apps})",
+        "app_secret": f"iNaturalist app secret (shown once when you created the app at {apps})",
+        "token": f"iNaturalist API token (the api_token shown at {site}/users/api_token "
+        "while signed in)",
+    }.get(name, f"iNaturalist {plain(name)}")
+
+
+def check(p: Provider, token: Token) -> Flow[None] | None:
+    """``GET /v1/users/me`` with the token: iNaturalist's own check of a token (as
+    pyinaturalist's ``validate_token``); a refusal is InvalidCredentials."""
+    if not p.api_url:
+        return None
+    return _users_me(p.api_url.rstrip("/") + "/users/me", token.access_token)
+
+
+def _users_me(url: str, value: str) -> Flow[None]:
+    request = HttpRequest(
+        "GET",
+        url,
+        "iNaturalist's users/me endpoint",
+        headers={"Authorization": f"Bearer {value}"},
+        secrets=(value,),
+    )
+    response = yield request
+    assert response is not None
+    if not 200 <= response.status < 300:
+        raise grants.error_from_response(response, request.secrets)
+    return None
+
+
 #: the password grant of any OAuth2 server (the app's id and secret in the body),
 #: then the OAuth token traded for a JWT
 KIND = Kind(
@@ -140,6 +185,8 @@ KIND = Kind(
     client=("app_id", "app_secret"),
     stand_ins=frozenset({"token"}),  # oauth2.acquire uses it only without the four
     hooks=Hooks(then=jwt),
+    words=words,
+    check=check,
 )
 
 SECRETS = ("username", "password", "app_id", "app_secret", "token")

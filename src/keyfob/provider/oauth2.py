@@ -290,6 +290,19 @@ def login_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
     return client
 
 
+#: the grant of a login flow that is a grant itself
+FLOW_GRANTS = {"password": "password", "client": "client_credentials"}
+
+
+def for_flow(p: Provider, flow: str | None) -> Provider:
+    """The provider as ``--flow password`` or ``--flow client`` uses it: that grant, and
+    the secrets it needs, whatever grant config.toml gave the provider."""
+    grant = FLOW_GRANTS.get(flow or "")
+    if grant is None or grant == p.grant:
+        return p
+    return dataclasses.replace(p, grant=grant, required=REQUIRED[grant], identity=IDENTITY[grant])
+
+
 def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
     """A pasted token stands in for a paste grant's secrets, a refresh token for any grant's."""
     if ("token" in creds and p.grant == "paste") or "refresh_token" in creds:
@@ -314,4 +327,5 @@ KIND = Kind(
     resolve=resolve,
     label=label,
     interactive=interactive,
+    for_flow=for_flow,
 )

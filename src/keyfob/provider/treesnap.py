@@ -162,6 +162,15 @@ def label(p: Provider, creds: Credentials) -> str:
     return f"user {sub}" if isinstance(sub, str | int) else ""
 
 
+def words(p: Provider, name: str) -> str:
+    site = p.site or "https://treesnap.org"
+    return (
+        f"TreeSnap personal access token (made on the developer page of your account at {site})"
+        if name == "token"
+        else f"TreeSnap {name}"
+    )
+
+
 KIND = Kind(
     name="treesnap",
     acquire=acquire,
@@ -172,6 +181,7 @@ KIND = Kind(
     optional=interactive_optional,
     label=label,
     supersedes="token",
+    words=words,
 )
 
 PROVIDER = Provider(

@@ -81,6 +81,14 @@ def label(p: Provider, creds: Credentials) -> str:
     return f"app {key[:6]}…" if key else ""
 
 
+def words(p: Provider, name: str) -> str:
+    """The names on X's developer portal, where an app's "Keys and tokens" are."""
+    return {
+        "api_key": 'Twitter/X API key (the app\'s "Keys and tokens" at developer.x.com)',
+        "api_secret": "Twitter/X API key secret (shown with the API key)",
+    }.get(name, f"Twitter/X {name}")
+
+
 #: client credentials of any OAuth2 server, with Twitter's own names and error answers
 KIND = Kind(
     name="twitter",
@@ -93,6 +101,7 @@ KIND = Kind(
     label=label,
     client=("api_key", "api_secret"),
     hooks=Hooks(refusal=refusal, token=never_expires),
+    words=words,
 )
 
 SECRETS = ("api_key", "api_secret")

@@ -5,17 +5,23 @@
 * ``/std/token``: client credentials, password and refresh-token grants, client by
   Basic or body (not both), refresh tokens rotated unless told otherwise;
 * ``/std/revoke`` (revoking a refresh token revokes its whole grant), ``/std/introspect``;
+* ``/std/device`` (RFC 8628 device authorization) and ``/std/device/verify``, the page where
+  the person enters the code and approves or denies; ``/std/token`` then answers the
+  device code with ``authorization_pending``, ``slow_down`` (polled faster than the
+  interval), ``access_denied``, ``expired_token`` or the tokens;
 * ``/std/api/me``: the API, ``WWW-Authenticate: Bearer`` on 401.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 from keyfob.testing.wire import NO_STORE, Request, Response, Routes, Shared, oauth_error
 
@@ -25,6 +31,9 @@ DEMO_USERNAME = "demo-user"
 DEMO_PASSWORD = "demo-user-password-0123456789"
 
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: RFC 8628 §6.1: consonants only, no look-alikes, typed as XXXX-XXXX
+_USER_CODE_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
 
 
 @dataclass
@@ -44,13 +53,38 @@ class _Refresh:
     grant_id: int
 
 
+@dataclass
+class _Device:
+    """A device authorization (RFC 8628 §3.2) waiting for the person at the page."""
+
+    client_id: str
+    scope: str | None
+    user_code: str
+    expires_at: float
+    interval: int
+    polled_at: float = 0.0
+    approved_by: str | None = None
+    denied: bool = False
+
+
 class OAuth2Server:
     """The state and the handlers of the plain OAuth2 server."""
 
-    def __init__(self, shared: Shared, *, access_token_lifetime: int, rotate: bool) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        *,
+        access_token_lifetime: int,
+        rotate: bool,
+        device_interval: int = 5,
+        device_code_lifetime: int = 600,
+    ) -> None:
         self.shared = shared
         self.access_token_lifetime = access_token_lifetime
         self.rotate = rotate
+        self.device_interval = device_interval
+        self.device_code_lifetime = device_code_lifetime
+        self.devices: dict[str, _Device] = {}  # device code -> its authorization
         self.clients: dict[str, str] = {}
         self.users: dict[str, str] = {}
         self.access: dict[str, _Access] = {}
@@ -64,6 +98,8 @@ class OAuth2Server:
             "/std/token": {"POST": self.token},
             "/std/revoke": {"POST": self.revoke},
             "/std/introspect": {"POST": self.introspect},
+            "/std/device": {"POST": self.device},
+            "/std/device/verify": {"GET": self.verify_page, "POST": self.verify},
             "/std/api/me": {"GET": self.me},
         }
 
@@ -71,6 +107,7 @@ class OAuth2Server:
     def config_toml(url: str) -> str:
         return (
             f'[providers.local]\nissuer = "{url}/std"\ngrant = "password"\nenv_prefix = "LOCAL"\n'
+            f'device_url = "{url}/std/device"\n'
         )
 
     @staticmethod
@@ -123,7 +160,13 @@ class OAuth2Server:
             "token_endpoint": f"{issuer}/token",
             "revocation_endpoint": f"{issuer}/revoke",
             "introspection_endpoint": f"{issuer}/introspect",
-            "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+            "device_authorization_endpoint": f"{issuer}/device",
+            "grant_types_supported": [
+                "client_credentials",
+                "password",
+                "refresh_token",
+                DEVICE_GRANT,
+            ],
             "token_endpoint_auth_methods_supported": methods,
             "revocation_endpoint_auth_methods_supported": methods,
             "introspection_endpoint_auth_methods_supported": methods,
@@ -131,8 +174,10 @@ class OAuth2Server:
         }
         return Response(200, payload)
 
-    def _client(self, request: Request, params: dict[str, str]) -> str:
-        """The authenticated client id (Basic or body), or raise the RFC 6749 §5.2 error."""
+    def _client(self, request: Request, params: dict[str, str], *, public: bool = False) -> str:
+        """The authenticated client id (Basic or body), or raise the RFC 6749 §5.2 error.
+        ``public``: a known client may also come without its secret (the device flow of
+        a public client, RFC 8628 §3.1)."""
         invalid = oauth_error(
             401,
             "invalid_client",
@@ -152,6 +197,8 @@ class OAuth2Server:
             client_id, secret = basic
         elif body_id is not None and body_secret is not None:
             client_id, secret = body_id, body_secret
+        elif public and body_id is not None and body_id in self.clients:
+            return body_id
         else:
             raise invalid
         known = self.clients.get(client_id)
@@ -181,8 +228,8 @@ class OAuth2Server:
 
     def token(self, request: Request) -> Response:
         params = request.params()
-        client_id = self._client(request, params)
         grant_type = params.get("grant_type")
+        client_id = self._client(request, params, public=grant_type == DEVICE_GRANT)
         if grant_type is None:
             raise oauth_error(400, "invalid_request", "Missing required parameter: grant_type.")
         scope = params.get("scope")
@@ -190,6 +237,8 @@ class OAuth2Server:
             raise oauth_error(400, "invalid_scope", "The scope is malformed.")
         if grant_type == "client_credentials":
             payload = self._issue(client_id, None, scope, None)
+        elif grant_type == DEVICE_GRANT:
+            payload = self._device_grant(client_id, params)
         elif grant_type == "password":
             username, password = params.get("username"), params.get("password")
             if username is None or password is None:
@@ -228,6 +277,104 @@ class OAuth2Server:
                 400, "unsupported_grant_type", f"Grant type {grant_type!r} is not supported."
             )
         return Response(200, payload, dict(NO_STORE))
+
+    # ------------------------------------------------------------------ device flow (RFC 8628)
+    def device(self, request: Request) -> Response:
+        """``POST /std/device``: a device code, and the user code the person types."""
+        params = request.params()
+        client_id = self._client(request, params, public=True)
+        scope = params.get("scope")
+        if scope is not None and not all(_SCOPE_TOKEN.fullmatch(s) for s in scope.split(" ")):
+            raise oauth_error(400, "invalid_scope", "The scope is malformed.")
+        device_code = secrets.token_urlsafe(32)
+        letters = "".join(secrets.choice(_USER_CODE_LETTERS) for _ in range(8))
+        user_code = f"{letters[:4]}-{letters[4:]}"
+        self.devices[device_code] = _Device(
+            client_id,
+            scope,
+            user_code,
+            time.time() + self.device_code_lifetime,
+            self.device_interval,
+        )
+        self.shared.issued.add(device_code)
+        page = f"{self.shared.url()}/std/device/verify"
+        payload = {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": page,
+            "verification_uri_complete": f"{page}?user_code={quote(user_code)}",
+            "expires_in": self.device_code_lifetime,
+            "interval": self.device_interval,
+        }
+        return Response(200, payload, dict(NO_STORE))
+
+    def _device_grant(self, client_id: str, params: dict[str, str]) -> dict[str, Any]:
+        """RFC 8628 §3.5: the answer to a poll with the device code."""
+        code = params.get("device_code")
+        if code is None:
+            raise oauth_error(400, "invalid_request", "Missing required parameter: device_code.")
+        device = self.devices.get(code)
+        if device is None or device.client_id != client_id:
+            raise oauth_error(400, "invalid_grant", "The device code is invalid.")
+        now = time.time()
+        if device.expires_at <= now:
+            del self.devices[code]
+            raise oauth_error(400, "expired_token", "The device code has expired.")
+        if device.denied:
+            del self.devices[code]
+            raise oauth_error(400, "access_denied", "The person denied the request.")
+        if device.approved_by is None:
+            too_soon = now - device.polled_at < device.interval - 0.1  # a clock's grain
+            device.polled_at = now
+            if too_soon:
+                device.interval += 5
+                raise oauth_error(400, "slow_down", "Poll less often.")
+            raise oauth_error(400, "authorization_pending", "The person has not approved yet.")
+        del self.devices[code]
+        self.grants += 1
+        payload = self._issue(client_id, device.approved_by, device.scope, self.grants)
+        payload["refresh_token"] = self._new_refresh(
+            client_id, device.approved_by, device.scope, self.grants
+        )
+        return payload
+
+    def _by_user_code(self, user_code: str) -> _Device | None:
+        wanted = user_code.strip().upper().replace(" ", "")
+        if "-" not in wanted and len(wanted) == 8:
+            wanted = f"{wanted[:4]}-{wanted[4:]}"
+        now = time.time()
+        return next(
+            (d for d in self.devices.values() if d.user_code == wanted and d.expires_at > now),
+            None,
+        )
+
+    def _person(self) -> str:
+        return next(iter(self.users), "demo-user")
+
+    def verify_page(self, request: Request) -> Response:
+        """``GET /std/device/verify``: the page where the person enters the code."""
+        given = dict(parse_qsl(request.query)).get("user_code", "")
+        return _page(
+            200,
+            "Connect a device",
+            f"Signed in as {html.escape(self._person())}. Enter the code your device shows."
+            '<form method="post"><p><input name="user_code" autocomplete="off" '
+            f'value="{html.escape(given)}"></p>'
+            '<button name="action" value="approve">Approve</button> '
+            '<button name="action" value="deny">Deny</button></form>',
+        )
+
+    def verify(self, request: Request) -> Response:
+        """``POST /std/device/verify`` (``user_code``, ``action=approve|deny``)."""
+        params = request.params()
+        device = self._by_user_code(params.get("user_code", ""))
+        if device is None:
+            return _page(400, "Unknown code", "That code is unknown or has expired.")
+        if params.get("action") == "deny":
+            device.denied = True
+            return _page(200, "Denied", "The device was not connected.")
+        device.approved_by = self._person()
+        return _page(200, "Approved", "The device is connected: return to it.")
 
     def revoke(self, request: Request) -> Response:
         params = request.params()
@@ -299,3 +446,14 @@ class OAuth2Server:
             200,
             {"sub": access.username or access.client_id, "client_id": access.client_id},
         )
+
+
+def _page(status: int, title: str, body: str) -> Response:
+    """A small HTML page (``body`` is already HTML)."""
+    page = (
+        f"<!DOCTYPE html><html><head><title>local: {html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{body}</p></body></html>"
+    )
+    return Response(
+        status, raw=page.encode(), content_type="text/html; charset=utf-8", headers=dict(NO_STORE)
+    )

@@ -8,7 +8,7 @@ its own module that holds its state and handlers and declares its routes:
 * TreeSnap (``treesnap``): ``/web-services/v1/refresh-tokens`` and
   ``/web-services/v1/my-observations``;
 * Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
-* a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414).
+* a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628).
 
 This module is the shell around them: the server and its request handler, routing
 through one table, what every path shares (misbehaving on demand: delays, 429/503,
@@ -191,6 +191,8 @@ class LocalProvider:
         inat_authorize_as: str | None = DEMO_INAT_USERNAME,
         inat_deny: bool = False,
         inat_code_lifetime: int = 60,
+        device_interval: int = 5,
+        device_code_lifetime: int = 600,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("LocalProvider only binds 127.0.0.1")
@@ -220,7 +222,11 @@ class LocalProvider:
         self._treesnap = TreeSnap(shared, lifetime=treesnap_lifetime)
         self._twitter = Twitter(shared)
         self._oauth2 = OAuth2Server(
-            shared, access_token_lifetime=access_token_lifetime, rotate=rotate_refresh_tokens
+            shared,
+            access_token_lifetime=access_token_lifetime,
+            rotate=rotate_refresh_tokens,
+            device_interval=device_interval,
+            device_code_lifetime=device_code_lifetime,
         )
         self._routes: Routes = {
             **self._inat.routes(),
