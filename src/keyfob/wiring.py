@@ -20,6 +20,7 @@ from keyfob.secretstore import open_store as _open_store
 if TYPE_CHECKING:
     from keyfob.accounts import Accounts
     from keyfob.broker import Broker
+    from keyfob.ratelimit import Limiter
 
 
 def cache_opener(
@@ -54,6 +55,21 @@ def cache_opener(
         return RedisCache(settings.cache_url, local=local, trust_local=fresh, on_warning=on_warning)
 
     return open_cache
+
+
+def limiter(settings: config.Settings, on_warning: Callable[[str], None]) -> Limiter:
+    """The rate budgets the settings name: the SQLite file in the cache folder,
+    shared by every machine on the Redis cache URL when there is one."""
+    from keyfob.ratelimit import Limiter
+
+    return Limiter(
+        folder=_paths.cache_dir(),
+        cache_url=settings.cache_url,
+        max_wait=settings.limits.max_wait,
+        retries=settings.limits.retries,
+        signature=settings.signature,
+        on_warning=on_warning,
+    )
 
 
 def open_store(environ: Mapping[str, str]) -> SecretStore:
