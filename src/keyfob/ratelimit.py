@@ -495,7 +495,10 @@ class Budget:
 
     def learn(self, method: str, path: str, status: int, headers: Mapping[str, str]) -> Lesson:
         """Read an answer's rate headers into the shared blocks."""
-        lesson = learn(status, headers, self.clock())
+        now = self.clock()
+        lesson = learn(status, headers, now)
+        if status in (429, 503) and lesson.until is None:
+            lesson = Lesson(everything=now + 1.0)  # "too many", without a when: a second
         if lesson.capped:
             self._warn(f"{self.key.split(chr(0))[0]} asked to wait more than a day; waiting a day")
         with self._lock:
