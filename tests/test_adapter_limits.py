@@ -115,3 +115,28 @@ def test_a_429_that_cannot_be_waited_out_is_returned(
     limited.fail(PATH, 503, times=1, retry_after="120")
     assert call() == 503
     assert limited.count(PATH) == 1
+
+
+def test_keyfob_wait_shares_the_budget_and_exits_5_when_spent(
+    limited: LocalProvider, cli: Any
+) -> None:
+    # the first answers from the full command line (it records the limits), the
+    # next from the budget file alone; all three count in one budget
+    assert [cli("wait", "local").returncode for _ in range(3)] == [0, 0, 0]
+    spent = cli("wait", "local", "--max-wait", "0")
+    assert spent.returncode == 5
+    assert "rate budget" in spent.stderr and "Traceback" not in spent.stderr
+    with pytest.raises(keyfob.RateLimited):
+        keyfob.wait("local", max_wait=0)
+    assert limited.count(PATH) == 0
+    status = cli("status")
+    assert "0 of 3/30s left" in status.stdout
+
+
+def test_keyfob_wait_and_an_adapter_take_from_one_budget(limited: LocalProvider, cli: Any) -> None:
+    assert cli("wait", "local").returncode == 0
+    assert keyfob.wait("local") == 0.0
+    assert via_requests_auth(f"{limited.url}{PATH}", "GET") == 200
+    with pytest.raises(keyfob.RateLimited):
+        via_httpx_client(f"{limited.url}{PATH}", "GET")
+    assert limited.count(PATH) == 1

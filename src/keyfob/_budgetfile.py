@@ -183,6 +183,7 @@ def take(folder: str, key: str, signature: str, now_ms: int) -> bool | None:
         return None
     try:
         db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")  # as pyrate-limiter's file bucket: no fsync a take
     except sqlite3.Error:
         return None
     try:
