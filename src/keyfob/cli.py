@@ -291,7 +291,7 @@ def _rate_lines(b: Broker, keys: Sequence[tuple[str, str | None]]) -> None:
     help="The longest to wait, in seconds (default: [limits] max_wait); longer: exit 5.",
 )
 def wait(provider: str, account: str | None, max_wait: float | None) -> None:
-    """Take one request from the shared rate budget, waiting as needed.
+    """Take one request from the rate budget, waiting if spent.
 
     For curl loops: `keyfob wait inaturalist && curl -H "$(keyfob header inaturalist)" ...`
     shares the budget with every Python worker.
