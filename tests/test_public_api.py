@@ -23,6 +23,7 @@ CONTRACT = [
     "KeyfobError",
     "Provider",
     "ProviderError",
+    "RateLimited",
     "StorageError",
     "Token",
     "TokenState",
@@ -36,6 +37,7 @@ CONTRACT = [
     "requests_auth",
     "session",
     "set_credentials",
+    "wait",
 ]
 
 #: what ``import keyfob`` must not pull in (each costs milliseconds on the cached-token path)
@@ -80,6 +82,7 @@ def test_public_classes_are_the_ones_in_their_modules() -> None:
         ("StorageError", 3),
         ("ProviderError", 4),
         ("TransportError", 4),
+        ("RateLimited", 5),
     ],
 )
 def test_every_error_has_its_documented_exit_code(name: str, code: int) -> None:

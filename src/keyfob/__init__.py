@@ -20,6 +20,7 @@ __all__ = [
     "KeyfobError",
     "Provider",
     "ProviderError",
+    "RateLimited",
     "StorageError",
     "Token",
     "TokenState",
@@ -33,6 +34,7 @@ __all__ = [
     "requests_auth",
     "session",
     "set_credentials",
+    "wait",
 ]
 
 _WHERE = {
@@ -41,6 +43,7 @@ _WHERE = {
     "InvalidCredentials": "keyfob.errors",
     "KeyfobError": "keyfob.errors",
     "ProviderError": "keyfob.errors",
+    "RateLimited": "keyfob.errors",
     "StorageError": "keyfob.errors",
     "TransportError": "keyfob.errors",
     "Provider": "keyfob.provider",
@@ -52,6 +55,7 @@ _WHERE = {
     "logout": "keyfob._api",
     "providers": "keyfob._api",
     "set_credentials": "keyfob._api",
+    "wait": "keyfob._api",
     "httpx_auth": "keyfob.adapters",
     "requests_auth": "keyfob.adapters",
     "session": "keyfob.adapters",
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
         logout,
         providers,
         set_credentials,
+        wait,
     )
     from keyfob.adapters import httpx_auth, requests_auth, session
     from keyfob.errors import (
@@ -75,6 +80,7 @@ if TYPE_CHECKING:
         InvalidCredentials,
         KeyfobError,
         ProviderError,
+        RateLimited,
         StorageError,
         TransportError,
     )

@@ -49,3 +49,11 @@ def providers() -> list[Provider]:
     """Built-in providers and those declared in config.toml."""
     known = wiring.default().providers
     return [known[name] for name in sorted(known)]
+
+
+def wait(provider: str, *, account: str | None = None, max_wait: float | None = None) -> float:
+    """Take one request from ``provider``'s rate budget, waiting while it is spent;
+    the seconds waited. ``RateLimited`` (nothing taken) when the wait would pass
+    ``max_wait`` (default: ``[limits] max_wait``). For HTTP clients keyfob has no
+    adapter for."""
+    return wiring.default().budget(provider, account).take(max_wait=max_wait)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if budget_taken(args):
+        return 0
     answer = cached_answer(args)
     if answer is not None:
         sys.stdout.write(answer + "\n")
@@ -29,6 +31,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keyfob.cli import main as full
 
     return full(args)
+
+
+def budget_taken(args: list[str]) -> bool:
+    """``keyfob wait PROVIDER [--account A]`` with budget left, from the budget file."""
+    if len(args) not in (2, 4) or args[0] != "wait" or args[1].startswith("-"):
+        return False
+    account = ""
+    if len(args) == 4:
+        if args[2] != "--account":
+            return False
+        account = args[3]
+    if os.environ.get("KEYFOB_CACHE_URL") or os.environ.get("KEYFOB_LOG", "") == "debug":
+        return False  # Redis, or --debug: the full command line
+    from keyfob import _budgetfile, _paths
+
+    key = f"{args[1]}\0{account}"
+    now_ms = int(time.time() * 1000)
+    return _budgetfile.take(_paths.cache_dir(), key, _paths.config_signature(), now_ms) is True
 
 
 def cached_answer(args: list[str]) -> str | None:

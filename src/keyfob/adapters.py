@@ -8,6 +8,7 @@ grant, never a person) and sends the request again, once.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +17,27 @@ import requests
 from requests.auth import AuthBase
 
 from keyfob import wiring
+from keyfob.errors import RateLimited
+from keyfob.ratelimit import IDEMPOTENT, scope_of
 from keyfob.token import Token
 
 if TYPE_CHECKING:
     from keyfob.broker import Broker
+    from keyfob.ratelimit import Budget
+
+
+def _scope(method: str | None, url: object) -> str:
+    return scope_of(method or "GET", urllib.parse.urlsplit(str(url)).path)
+
+
+def _again(budget: Budget | None, method: str | None, status: int, tries: int, left: int) -> bool:
+    """Whether an answer is a 429/503 to wait out and send again."""
+    return (
+        budget is not None
+        and status in (429, 503)
+        and (method or "GET").upper() in IDEMPOTENT
+        and tries < left
+    )
 
 
 class _Bound:
@@ -31,10 +49,13 @@ class _Bound:
         *,
         account: str | None = None,
         broker: Broker | None = None,
+        rate_limit: bool = True,
         **credentials: Any,
     ) -> None:
         self.provider = provider
         self.account = account
+        #: take from the rate budget, learn from rate headers, retry a 429 (see keyfob.ratelimit)
+        self.rate_limit = rate_limit
         self._credentials = credentials
         self._broker = broker
 
@@ -61,6 +82,12 @@ class _Bound:
         self.broker.invalidate(self.provider, refused, account=self.account)
         return await self.atoken()
 
+    def budget(self) -> Budget | None:
+        return self.broker.budget(self.provider, self.account) if self.rate_limit else None
+
+    def retries(self) -> int:
+        return self.broker.limiter.retries
+
     def __repr__(self) -> str:
         account = f" account={self.account!r}" if self.account else ""
         return f"<{type(self).__name__} {self.provider}{account}>"
@@ -70,11 +97,44 @@ class RequestsAuth(_Bound, AuthBase):
     """``requests`` auth: ``requests.get(url, auth=keyfob.requests_auth("twitter"))``."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        budget = self.budget()
+        if budget is not None:
+            budget.take(_scope(r.method, r.url))  # RateLimited before anything is sent
+            r.register_hook("response", self._on_rate)  # type: ignore[no-untyped-call]
         token = self.token()
         r.headers["Authorization"] = token.authorization
         r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
         r._keyfob_token = token  # type: ignore[attr-defined]
         return r
+
+    def _on_rate(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """Learn from the answer's rate headers; wait out a 429/503 and send again."""
+        budget = self.budget()
+        assert budget is not None
+        request = response.request
+        scope = _scope(request.method, request.url)
+        tries = 0
+        while True:
+            budget.learn(
+                request.method or "GET",
+                scope.split(" ", 1)[1],
+                response.status_code,
+                response.headers,
+            )
+            if not _again(budget, request.method, response.status_code, tries, self.retries()):
+                return response
+            try:
+                budget.take(scope)
+            except RateLimited:
+                return response  # not within max_wait: the answer as the server sent it
+            tries += 1
+            response.content  # noqa: B018 - release the connection
+            response.close()
+            retry = request.copy()
+            new = response.connection.send(retry, **kwargs)
+            new.history.append(response)
+            new.request = retry
+            response = new
 
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
@@ -103,9 +163,25 @@ class HttpxAuth(_Bound, httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        budget = self.budget()
+        scope = _scope(request.method, request.url)
+        if budget is not None:
+            budget.take(scope)
         token = self.token()
         request.headers["Authorization"] = token.authorization
         response = yield request
+        tries = 0
+        while budget is not None:
+            budget.learn(request.method, request.url.path, response.status_code, response.headers)
+            if not _again(budget, request.method, response.status_code, tries, self.retries()):
+                break
+            try:
+                budget.take(scope)
+            except RateLimited:
+                return
+            tries += 1
+            response.read()
+            response = yield request
         if response.status_code == 401 and _saw_token(response, request):
             response.read()
             request.headers["Authorization"] = self.replace(token).authorization
@@ -114,10 +190,26 @@ class HttpxAuth(_Bound, httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        budget = self.budget()
+        scope = _scope(request.method, request.url)
+        if budget is not None:
+            await budget.atake(scope)  # asyncio.sleep: the loop runs on while this waits
         # From memory at once; otherwise the broker's async path, on this loop.
         token = self.peek() or await self.atoken()
         request.headers["Authorization"] = token.authorization
         response = yield request
+        tries = 0
+        while budget is not None:
+            budget.learn(request.method, request.url.path, response.status_code, response.headers)
+            if not _again(budget, request.method, response.status_code, tries, self.retries()):
+                break
+            try:
+                await budget.atake(scope)
+            except RateLimited:
+                return
+            tries += 1
+            await response.aread()
+            response = yield request
         if response.status_code == 401 and _saw_token(response, request):
             await response.aread()
             fresh = await self.areplace(token)

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyfob import config
 from keyfob._identity import STORE_TRUST, Identity
@@ -39,6 +39,9 @@ from keyfob.secretstore import open_store as _open_store
 from keyfob.token import Token, TokenState
 from keyfob.transport import Transport
 
+if TYPE_CHECKING:
+    from keyfob.ratelimit import Budget, Limiter
+
 log = logging.getLogger("keyfob")
 
 OpenCache = Callable[[Callable[[str], None], Callable[[Entry], bool]], Cache]
@@ -51,7 +54,8 @@ class Broker:
     ``cache``, ``store`` and ``transport`` are made on first use when not given
     (``open_cache``, ``open_store``); ``clock`` is epoch seconds (tests move it by
     hand); ``flight`` is the single-flight lock (``keyfob.flight.Unlocked`` in the
-    tests that show it matters).
+    tests that show it matters); ``limiter`` holds the rate budgets
+    (``Limiter(store=MemoryStore())`` switches sharing off, likewise).
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class Broker:
         flight: Flight | None = None,
         open_cache: OpenCache | None = None,
         open_store: OpenStore | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.environ = os.environ if environ is None else environ
         self.settings = settings if settings is not None else config.load(self.environ)
@@ -86,6 +91,7 @@ class Broker:
         self._resolved: dict[tuple[str, str], Provider] = {}
         self._warned: set[str] = set()
         self._guard = threading.Lock()
+        self._limiter = limiter
         self._identity_vars = {
             name: tuple((n, p.env_var(n)) for n in p.identity) for name, p in self.providers.items()
         }
@@ -109,6 +115,31 @@ class Broker:
         """Whether a cache may answer with ``entry`` without asking further (Redis's
         local copy): the broker judges, on its clock, the cache asks."""
         return entry.token.state(self.clock(), entry.leeway) is TokenState.FRESH
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate budgets, shared like the cache (made on first use)."""
+        if self._limiter is None:
+            from keyfob import _paths
+            from keyfob.ratelimit import Limiter
+
+            with self._guard:
+                if self._limiter is None:
+                    # The SQLite file in the cache folder, shared by every machine
+                    # on the Redis cache URL when there is one.
+                    self._limiter = Limiter(
+                        folder=_paths.cache_dir(),
+                        cache_url=self.settings.cache_url,
+                        max_wait=self.settings.limits.max_wait,
+                        retries=self.settings.limits.retries,
+                        signature=self.settings.signature,
+                        on_warning=self.warn_once,
+                    )
+        return self._limiter
+
+    def budget(self, provider: str, account: str | None = None) -> Budget:
+        """The rate budget of (provider, account): its static limits from the provider."""
+        return self.limiter.budget(provider, account, self.provider(provider).rate_limits)
 
     @property
     def store(self) -> SecretStore:

@@ -288,6 +288,42 @@ def status(provider: str | None) -> None:
             + row[4]
         )
     click.echo(f"\ntokens: {b.cache.describe()}; secrets: {b.store.describe()}")
+    _rate_lines(b, sorted({(r.provider, None) for r in rows}))
+
+
+def _rate_lines(b: Broker, keys: Sequence[tuple[str, str | None]]) -> None:
+    """What is left of each rate budget (static limits; a learned block, if any)."""
+    import time
+
+    for name, account in keys:
+        budget = b.budget(name, account)
+        parts = [f"{left} of {limit} left" for limit, left in budget.left()]
+        blocked = budget.blocked() - time.time()
+        if blocked > 0:
+            parts.append(f"blocked for {_duration(blocked)} (the server said so)")
+        if parts:
+            who = f"{name} ({account})" if account else name
+            click.echo(f"rate budget, {who}: {', '.join(parts)}; shared by {budget.shared}")
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--account", default=None, help=ACCOUNT_HELP)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0, max=86400),
+    default=None,
+    help="The longest to wait, in seconds (default: [limits] max_wait); longer: exit 5.",
+)
+def wait(provider: str, account: str | None, max_wait: float | None) -> None:
+    """Take one request from the rate budget, waiting if spent.
+
+    For curl loops: `keyfob wait inaturalist && curl -H "$(keyfob header inaturalist)" ...`
+    shares the budget with every Python worker.
+    """
+    waited = _broker_().budget(provider, account).take(max_wait=max_wait)
+    if waited > 0:
+        _say(f"{provider}: waited {waited:.1f} s for the rate budget")
 
 
 @cli.command()

@@ -24,11 +24,20 @@ class HttpSettings:
     max_wait: float = 60.0
 
 
+@dataclass(frozen=True)
+class LimitSettings:
+    """[limits]: how long an API request may wait for the rate budget; how often a 429
+    is retried."""
+
+    max_wait: float = 60.0
+    retries: int = 2
+
+
 #: the schemes of a shared cache URL (Redis; the one place that says so)
 CACHE_SCHEMES = ("redis://", "rediss://")
 
 #: what config.toml may hold; anything else is warned about and ignored
-SECTIONS = ("providers", "cache", "http")
+SECTIONS = ("providers", "cache", "http", "limits")
 CACHE_KEYS = ("url",)
 #: [http] key -> the range it may take: seconds (a timeout above 0), or a count for retries
 HTTP_RANGES: Mapping[str, tuple[float, float]] = {
@@ -37,6 +46,8 @@ HTTP_RANGES: Mapping[str, tuple[float, float]] = {
     "retries": (0, 20),
     "max_wait": (0.0, 86400.0),
 }
+#: [limits] key -> its range
+LIMIT_RANGES: Mapping[str, tuple[float, float]] = {"max_wait": (0.0, 86400.0), "retries": (0, 20)}
 _ABOVE_ZERO = frozenset({"connect_timeout", "timeout"})
 
 log = logging.getLogger("keyfob")
@@ -49,6 +60,7 @@ class Settings:
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     cache_url: str | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def __post_init__(self) -> None:
         # Here, not when the cache opens: the broker turns cache failures into warnings.
@@ -123,6 +135,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     for name in [n for n in http if n not in HTTP_RANGES]:
         warn_unknown(path, f"key `{name}` in [http]", name, tuple(HTTP_RANGES))
         http = {k: v for k, v in http.items() if k != name}
+    limits = _table(data, "limits", path)
+    for name in [n for n in limits if n not in LIMIT_RANGES]:
+        warn_unknown(path, f"key `{name}` in [limits]", name, tuple(LIMIT_RANGES))
+        limits = {k: v for k, v in limits.items() if k != name}
+    limit_values = {
+        key: _setting(limits[key], key, f"[limits] {key}", path, LIMIT_RANGES) for key in limits
+    }
 
     cache_url = env.get("KEYFOB_CACHE_URL") or cache.get("url")
     if cache_url is not None and not isinstance(cache_url, str):
@@ -146,6 +165,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         providers=providers,
         cache_url=cache_url,
         http=http_settings,
+        limits=LimitSettings(
+            max_wait=limit_values.get("max_wait", LimitSettings.max_wait),
+            retries=int(limit_values.get("retries", LimitSettings.retries)),
+        ),
     )
 
 
@@ -156,9 +179,16 @@ def _table(data: Mapping[str, Any], name: str, path: str) -> Mapping[str, Any]:
     return table
 
 
-def _setting(value: object, key: str, name: str, path: str | None) -> float:
-    """An [http] value (from ``path``, else the environment), checked against its range."""
-    low, high = HTTP_RANGES[key]
+def _setting(
+    value: object,
+    key: str,
+    name: str,
+    path: str | None,
+    ranges: Mapping[str, tuple[float, float]] = HTTP_RANGES,
+) -> float:
+    """An [http] or [limits] value (from ``path``, else the environment), checked
+    against its range."""
+    low, high = ranges[key]
     whole = key == "retries"
     if whole:
         what = f"a whole number from {low:g} to {high:g}"

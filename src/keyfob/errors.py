@@ -6,7 +6,8 @@
     ├── InvalidCredentials      exit 3: the provider refused the secrets or the token
     ├── StorageError            exit 3: the keyring refused (locked, dismissed, no answer)
     ├── ProviderError           exit 4: an unexpected or malformed answer, an OAuth error
-    └── TransportError          exit 4: network failure, timeout, retries spent
+    ├── TransportError          exit 4: network failure, timeout, retries spent
+    └── RateLimited             exit 5: the API rate budget is spent for longer than max_wait
 
 No message ever holds a secret: errors are built from names, URLs without
 query strings, status codes and the server's ``error``/``error_description``.
@@ -82,3 +83,15 @@ class ProviderError(KeyfobError):
 class TransportError(KeyfobError):
     exit_code = 4
     default_hint = "check the network and the provider's URL, then try again"
+
+
+class RateLimited(KeyfobError):
+    """The rate budget is spent for longer than ``max_wait``; ``retry_at`` (epoch
+    seconds) says when a request may go. Nothing was sent."""
+
+    exit_code = 5
+    default_hint = "wait, or raise [limits] max_wait in config.toml"
+
+    def __init__(self, message: str, *, retry_at: float = 0.0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_at = retry_at

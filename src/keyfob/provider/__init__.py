@@ -58,6 +58,7 @@ SETTINGS = (
     "redirect_uri",
     "leeway",
     "description",
+    "rate_limits",
 )
 GRANTS = (
     "client_credentials",
@@ -127,6 +128,22 @@ def _one_edit(a: str, b: str) -> bool:
     return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
 
 
+def _rate_limits(value: object, where: str, fix: str) -> tuple[str, ...]:
+    """``["60/minute", "10000/day"]``, each checked; ``[]`` for none."""
+    from keyfob.ratelimit import parse_limit
+
+    if not isinstance(value, list):
+        raise ConfigError(
+            f'{where} must be a list like ["60/minute", "10000/day"], not {value!r}', hint=fix
+        )
+    for item in value:
+        try:
+            parse_limit(item)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}", hint=fix) from None
+    return tuple(str(item).strip() for item in value)
+
+
 def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path: str) -> Provider:
     for key in table:
         if key not in SETTINGS:
@@ -147,6 +164,9 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
                     hint=fix,
                 )
             values[key] = float(value)
+            continue
+        if key == "rate_limits":
+            values[key] = _rate_limits(value, f"{path}: [providers.{name}] rate_limits", fix)
             continue
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(

@@ -60,6 +60,8 @@ class Provider:
     env_prefix: str = ""
     redirect_uri: str | None = None
     leeway: float = 60.0
+    #: static rate limits, ``"N/UNIT"`` (see keyfob.ratelimit); learned ones come from answers
+    rate_limits: tuple[str, ...] = ()
     #: every secret the provider may use, in prompt order, and the ones its grant needs
     secrets: tuple[str, ...] = ()
     required: tuple[str, ...] = ()

@@ -200,6 +200,8 @@ PROVIDER = Provider(
     jwt_url="https://www.inaturalist.org/users/api_token",
     revoke_url="https://www.inaturalist.org/oauth/revoke",
     api_url="https://api.inaturalist.org/v1",
+    # iNaturalist's API recommended practices: at most 60 a minute and 10,000 a day
+    rate_limits=("60/minute", "10000/day"),
     client_auth="client_secret_post",  # iNaturalist takes the app id and secret in the body
     env_prefix="INAT",
     secrets=SECRETS,
