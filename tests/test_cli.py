@@ -192,6 +192,27 @@ def test_logout_revoke_revokes_at_the_server(configured: LocalProvider, cli: Cli
     assert not configured.is_active(old)
 
 
+def test_logout_revoke_with_the_revocation_endpoint_down_still_logs_out_and_exits_4(
+    configured: LocalProvider, cli: CliRun
+) -> None:
+    assert cli("login", "local").returncode == 0
+    configured.fail("/std/revoke", 503, times=20, retry_after="0")
+
+    done = cli("logout", "local", "--revoke")
+
+    assert done.returncode == 4, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "local: logged out here (revoking at the server failed)"
+    assert (
+        lines[-1].startswith("keyfob: error: ") and "revoke it on the provider's site" in lines[-1]
+    )
+    assert read_entry(_paths.cache_file(), ("local", "")) is None  # forgotten all the same
+    assert (
+        FileStore(str(Path(_paths.data_dir()) / "secrets.json")).get("keyfob:local", "password")
+        is None
+    )
+
+
 # --------------------------------------------------------------------------- login
 
 

@@ -3,6 +3,11 @@ the provider contract, then its quirks."""
 
 from __future__ import annotations
 
+import pytest
+
+import keyfob
+from keyfob import wiring
+from keyfob.testing import LocalProvider
 from provider_contract import Case, ProviderContract
 
 WRONG_PASSWORD = "wrong-password-0123456789"
@@ -19,3 +24,17 @@ class TestLocal(ProviderContract):
         revoke={"/std/revoke": 2},  # the refresh token, then the access token
         wrong=lambda local: {"LOCAL_PASSWORD": WRONG_PASSWORD},
     )
+
+
+def test_logout_revoke_with_the_server_down_forgets_here_then_raises(
+    configured: LocalProvider,
+) -> None:
+    keyfob.login("local")
+    configured.fail("/std/revoke", 503, times=20, retry_after="0")
+
+    with pytest.raises(keyfob.TransportError) as caught:
+        keyfob.logout("local", revoke=True)
+
+    assert "forgotten here" in caught.value.one_line()
+    assert keyfob.get_credentials("local") == {}
+    assert wiring.default().cached("local") is None

@@ -31,8 +31,12 @@ def login(
 
 def logout(provider: str, *, account: str | None = None, revoke: bool = False) -> None:
     """Forget cached tokens and stored secrets; ``revoke=True`` first revokes at the
-    server (RFC 7009, or the provider's own endpoint) where the provider can."""
-    wiring.accounts().logout(provider, account=account, revoke=revoke)
+    server (RFC 7009, or the provider's own endpoint) where the provider can. If
+    revoking fails (the provider or the network), everything is forgotten here all
+    the same, then the failure is raised."""
+    done = wiring.accounts().logout(provider, account=account, revoke=revoke)
+    if done.revoke_failed is not None:
+        raise done.revoke_failed
 
 
 def set_credentials(provider: str, *, account: str | None = None, **secrets: str) -> None:

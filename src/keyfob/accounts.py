@@ -7,6 +7,7 @@ answers "log this person in or out, what is kept, and how things stand".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ from typing import Any
 
 from keyfob.broker import Broker, describe_expiry
 from keyfob.cache import Entry, Key
-from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials, KeyfobError
+from keyfob.errors import (
+    ConfigError,
+    CredentialsMissing,
+    InvalidCredentials,
+    KeyfobError,
+    ProviderError,
+    TransportError,
+)
 from keyfob.flow import Person
 from keyfob.provider import PUBLIC_NAMES, Provider, login_flow
 from keyfob.provider.base import login_command, plain
@@ -72,6 +80,9 @@ class LoggedOut:
     revoked: bool
     forgot: bool
     exported: tuple[str, ...]
+    #: why revoking at the server failed (the provider or the network); the token
+    #: was forgotten here all the same
+    revoke_failed: KeyfobError | None = None
 
 
 def flow_of(p: Provider, flow: str | None) -> str | None:
@@ -267,27 +278,36 @@ class Accounts:
         revoked = False
         entry: Entry | None = b._cached_entry(key)
         stored = self.get_credentials(p.name, account=account)
-        if revoke:
-            token = entry.token if entry else None
-            if token is not None:
-                creds = b.credentials(p, key[1], {})
-                flow = p.kind.revoke(b.resolved(p), token, creds)
-                if flow is None:
-                    b.warn_once(
-                        f"{p.name} cannot revoke tokens at the server; forgetting them here only"
-                    )
-                else:
-                    try:
-                        b.transport.run(flow)
-                        revoked = True
-                    except InvalidCredentials:
-                        revoked = True  # the server no longer knows it: as good as revoked
+        failed: KeyfobError | None = None
+        if revoke and entry is not None:
+            try:
+                revoked = self._revoke(p, key, entry)
+            except (TransportError, ProviderError) as exc:
+                # The person asked to log out: forget here all the same, then say so.
+                exc.hint = (
+                    "the token is forgotten here; revoke it on the provider's site if it "
+                    "must stop working now"
+                )
+                failed = exc
         b.forget(key)
         service = p.service(key[1])
         for name in p.secrets:
             b.store.delete(service, name)
         exported = tuple(p.env_var(n) for n in p.secrets if b.environ.get(p.env_var(n)))
-        return LoggedOut(revoked, entry is not None or bool(stored), exported)
+        return LoggedOut(revoked, entry is not None or bool(stored), exported, failed)
+
+    def _revoke(self, p: Provider, key: Key, entry: Entry) -> bool:
+        """Revoke the cached token at the server; whether a revocation was sent."""
+        b = self.broker
+        creds = b.credentials(p, key[1], {})
+        flow = p.kind.revoke(b.resolved(p), entry.token, creds)
+        if flow is None:
+            b.warn_once(f"{p.name} cannot revoke tokens at the server; forgetting them here only")
+            return False
+        # A refusal: the server no longer knows the token, as good as revoked.
+        with contextlib.suppress(InvalidCredentials):
+            b.transport.run(flow)
+        return True
 
     # -- status ------------------------------------------------------------------
 

@@ -350,12 +350,15 @@ def logout(provider: str, account: str | None, revoke: bool) -> None:
         _say(f"{provider}: nothing to log out of: no cached token and no stored secrets")
     else:
         revoked = "; the token was revoked at the server" if done.revoked else ""
-        _say(f"{provider}: logged out{revoked}")
+        here = " here (revoking at the server failed)" if done.revoke_failed else ""
+        _say(f"{provider}: logged out{here}{revoked}")
     if done.exported:
         _say(
             f"{provider}: {', '.join(done.exported)} still set in this shell: the next run "
             "uses them (unset them to log out fully)"
         )
+    if done.revoke_failed is not None:
+        raise done.revoke_failed  # exit 4, after the person is logged out here
 
 
 @cli.command()
