@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import keyfob
 from keyfob import wiring
+from keyfob.adapters import _scope
 from keyfob.testing import LocalProvider
 
 PATH = "/std/api/me"
@@ -140,3 +144,17 @@ def test_keyfob_wait_and_an_adapter_take_from_one_budget(limited: LocalProvider,
     with pytest.raises(keyfob.RateLimited):
         via_httpx_client(f"{limited.url}{PATH}", "GET")
     assert limited.count(PATH) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["http", "https"]),
+    st.from_regex(r"[a-z0-9.-]{1,12}(:[0-9]{1,5})?", fullmatch=True),
+    st.from_regex(r"(/[A-Za-z0-9._~%-]*)*", fullmatch=True),
+    st.from_regex(r"(\?[A-Za-z0-9=&/?%-]*)?(#[A-Za-z0-9/?=-]*)?", fullmatch=True),
+)
+def test_the_scope_of_a_url_is_its_path_as_urlsplit_reads_it(
+    scheme: str, host: str, path: str, rest: str
+) -> None:
+    url = f"{scheme}://{host}{path}{rest}"
+    assert _scope("get", url) == f"GET {urllib.parse.urlsplit(url).path or '/'}"

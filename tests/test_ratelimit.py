@@ -32,7 +32,7 @@ import keyfob
 from keyfob import config, ratelimit
 from keyfob.errors import ConfigError, RateLimited
 from keyfob.provider import registry
-from keyfob.ratelimit import Limiter, MemoryStore, learn, parse_limit
+from keyfob.ratelimit import CLEAR_FOR, Limiter, MemoryStore, learn, parse_limit
 
 NOW = 1_700_000_000.0
 
@@ -474,3 +474,16 @@ def test_the_limits_section(
 
 def test_keyfob_wait_is_public() -> None:
     assert keyfob.wait is not None and keyfob.RateLimited.exit_code == 5
+
+
+def test_a_block_learned_elsewhere_is_obeyed_within_clear_for_even_after_a_clear_look(
+    tmp_path: Path,
+) -> None:
+    first = Limiter(folder=str(tmp_path)).budget("twitter", None, [])
+    second = Limiter(folder=str(tmp_path)).budget("twitter", None, [])
+    assert second.try_take("GET /2/users/me") == 0.0  # seen clear: trusted for CLEAR_FOR
+    first.learn("GET", "/2/users/me", 429, {"retry-after": "30"})
+
+    time.sleep(CLEAR_FOR * 1.5)  # not a timing assertion: past the trust, it asks again
+
+    assert second.try_take("GET /2/users/me") > 25

@@ -370,6 +370,11 @@ class RedisStore:
 # -- one budget --------------------------------------------------------------
 
 
+#: how long a budget without static limits trusts that nothing blocks it, once the
+#: shared store said so: what another worker learns is obeyed here this much later
+CLEAR_FOR = 0.05
+
+
 class Budget:
     """The rate budget of one (provider, account)."""
 
@@ -396,6 +401,9 @@ class Budget:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._takes = 0
+        #: scope -> ``time.monotonic()`` until which this process takes it that nothing
+        #: blocks that scope of a budget without static limits (see CLEAR_FOR)
+        self._clear: dict[str | None, float] = {}
 
     @property
     def shared(self) -> str:
@@ -428,6 +436,8 @@ class Budget:
                     self._degrade(exc)
 
     def _try_take(self, scope: str | None) -> float:
+        if not self.limits and time.monotonic() < self._clear.get(scope, 0.0):
+            return 0.0  # nothing to count, and no block seen a moment ago
         from pyrate_limiter import RateItem
 
         now = self.clock()
@@ -437,6 +447,9 @@ class Budget:
             return blocked - now
         bucket = self._ensure()
         if bucket is None:
+            # A block another worker learns is seen here within CLEAR_FOR; the auth
+            # hook then costs microseconds, not a read of the shared store.
+            self._clear[scope] = time.monotonic() + CLEAR_FOR
             return 0.0
         now_ms = self._store.now_ms()
         if now_ms < self._last_ms - 1000 and isinstance(self._store, SQLiteStore):
@@ -502,6 +515,7 @@ class Budget:
         if lesson.capped:
             self._warn(f"{self.key.split(chr(0))[0]} asked to wait more than a day; waiting a day")
         with self._lock:
+            self._clear.clear()
             for scope, until in (
                 (scope_of(method, path), lesson.endpoint),
                 (ALL, lesson.everything),
