@@ -183,22 +183,17 @@ def open_private(path: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
     :class:`~keyfob.errors.ConfigError` (exit 2) for a file another user could
     change or owns.
     """
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        problem = unsafe_file(os.fstat(fd), path)
-    except BaseException:
-        os.close(fd)
-        raise
-    if problem is not None:
-        os.close(fd)
-        refuse(problem)
-    return fd
+    return _checked(os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode), path)
 
 
 def open_checked(path: str) -> int:
     """Open a file the person may keep anywhere (config.toml) for reading, links
     followed, and check what was opened (``fstat``) as :func:`open_private` does."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return _checked(os.open(path, os.O_RDONLY | os.O_CLOEXEC), path)
+
+
+def _checked(fd: int, path: str) -> int:
+    """``fd`` if what it opened is the person's alone; else closed, and refused."""
     try:
         problem = unsafe_file(os.fstat(fd), path)
     except BaseException:
