@@ -85,7 +85,17 @@ class Identity:
     for the memory, the cache and the look under the lock alike.
     """
 
-    __slots__ = ("_asked", "_clock", "_lookup", "_mine", "direct", "endpoint", "names", "provider")
+    __slots__ = (
+        "_asked",
+        "_clock",
+        "_lookup",
+        "_mine",
+        "direct",
+        "endpoint",
+        "from_store",
+        "names",
+        "provider",
+    )
 
     def __init__(
         self,
@@ -103,13 +113,10 @@ class Identity:
         self.endpoint = endpoint
         self._lookup = lookup  # the store, asked only for the names not given directly
         self._clock = clock
+        #: whether some of its names come from the secret store
+        self.from_store = len(direct) < len(names)
         self._mine: str | None = None
         self._asked = 0.0  # when the store was asked
-
-    @property
-    def from_store(self) -> bool:
-        """Whether some of its names come from the secret store."""
-        return len(self.direct) < len(self.names)
 
     def fingerprint(self) -> str:
         """The identity's fingerprint, "" when no name is known anywhere."""

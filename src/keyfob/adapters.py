@@ -29,11 +29,19 @@ def _scope(method: str | None, url: object) -> str:
     """``METHOD /path`` of a request: a learned block's scope. By hand, not urlsplit:
     the auth hook's budget is microseconds (a test pins that both agree)."""
     text = str(url)
-    ends = [at for mark in "/?#" if (at := text.find(mark, text.find("://") + 3)) >= 0]
-    start = min(ends, default=len(text))
-    if start == len(text) or text[start] != "/":
+    start = text.find("://") + 3
+    end = len(text)
+    for mark in "/?#":  # the authority ends at the first of these
+        at = text.find(mark, start, end)
+        if at >= 0:
+            end = at
+    if end == len(text) or text[end] != "/":
         return scope_of(method or "GET", "/")
-    end = min((at for mark in "?#" if (at := text.find(mark, start)) >= 0), default=len(text))
+    start, end = end, len(text)
+    for mark in "?#":
+        at = text.find(mark, start, end)
+        if at >= 0:
+            end = at
     return scope_of(method or "GET", text[start:end])
 
 
@@ -65,6 +73,7 @@ class _Bound:
         self.rate_limit = rate_limit
         self._credentials = credentials
         self._broker = broker
+        self._budget: tuple[Broker, Budget] | None = None  # the broker's, looked up once
 
     @property
     def broker(self) -> Broker:
@@ -90,7 +99,14 @@ class _Bound:
         return await self.atoken()
 
     def budget(self) -> Budget | None:
-        return self.broker.budget(self.provider, self.account) if self.rate_limit else None
+        if not self.rate_limit:
+            return None
+        broker, known = self.broker, self._budget
+        if known is not None and known[0] is broker:
+            return known[1]
+        budget = broker.budget(self.provider, self.account)
+        self._budget = (broker, budget)
+        return budget
 
     def retries(self) -> int:
         return self.broker.limiter.retries
@@ -107,12 +123,17 @@ class RequestsAuth(_Bound, AuthBase):
         budget = self.budget()
         if budget is not None:
             budget.take(_scope(r.method, r.url))  # RateLimited before anything is sent
-            r.register_hook("response", self._on_rate)  # type: ignore[no-untyped-call]
         token = self.token()
         r.headers["Authorization"] = token.authorization
-        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
+        r.register_hook("response", self._on_answer)  # type: ignore[no-untyped-call]
         r._keyfob_token = token  # type: ignore[attr-defined]
         return r
+
+    def _on_answer(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """One hook (each costs the auth hook a microsecond): the rate budget, then a 401."""
+        if self.rate_limit:
+            response = self._on_rate(response, **kwargs)
+        return self._on_response(response, **kwargs)
 
     def _on_rate(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         """Learn from the answer's rate headers; wait out a 429/503 and send again."""
