@@ -6,7 +6,13 @@
    (budget: median at most 100 us), Redis on loopback with ``--redis`` (at most
    1 ms; starts its own redis-server), and the in-process bucket for scale;
 2. ``keyfob wait X`` with budget left, new process, against ``python3 -c pass``,
-   interleaved (budget: at most 3x).
+   interleaved (budget: at most 3x);
+3. a fleet: N processes (``--fleet 1 4 16``) each sending as fast as its limiter
+   lets it to one emulated API for ``--seconds``; the most requests the server saw
+   in any window of the limit's length (``20/1s``), for keyfob (one shared budget
+   on the machine), pyinaturalist's limiter (requests-ratelimiter's
+   ``LimiterSession``, one bucket per process, as pyinaturalist's session keeps
+   it) and no limiter. Needs the ``bench`` extra.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from keyfob.ratelimit import Limiter, MemoryStore
+from keyfob.ratelimit import Limiter, MemoryStore, margin, parse_limit
 
 BIN = Path(sys.executable).parent
 LIMITS = ["1000000/minute", "10000000/day"]  # never spent: every take is "budget left"
@@ -70,6 +76,8 @@ def main() -> None:
     ap.add_argument("--takes", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--redis", action="store_true")
+    ap.add_argument("--fleet", type=int, nargs="*", default=[1, 4, 16])
+    ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     folder = tempfile.mkdtemp()
     print("1. one request taken, budget left (median per take)")
@@ -103,6 +111,108 @@ def main() -> None:
     print("2. new process, median of", args.runs)
     print(f"   keyfob wait inaturalist       {w:8.1f} ms")
     print(f"   python3 -c pass               {p:8.1f} ms   ratio {w / p:.2f}x (budget 3x)")
+    if args.fleet:
+        fleet(args.fleet, args.seconds)
+
+
+FLEET_LIMIT = "20/1s"
+FLEET_WORKER = r"""
+import os, sys, time
+from pathlib import Path
+kind, url, ready, start, per = sys.argv[1:6]
+import requests
+if kind == "keyfob":
+    import keyfob
+    keyfob.get_token("bench")  # the token before the start: the race is about the API
+    session = keyfob.session("bench")
+elif kind == "requests-ratelimiter":
+    from requests_ratelimiter import LimiterSession
+    count, seconds = int(sys.argv[6]), float(sys.argv[7])
+    session = LimiterSession(per_second=count / seconds, max_delay=60)
+else:
+    session = requests.Session()
+Path(ready).touch()
+while not os.path.exists(start):
+    time.sleep(0.001)
+for _ in range(int(per)):
+    session.get(url, timeout=30)
+"""
+
+
+def worst_window(times: list[float], seconds: float) -> int:
+    times = sorted(times)
+    worst = first = 0
+    for last, t in enumerate(times):
+        while times[first] <= t - seconds:
+            first += 1
+        worst = max(worst, last - first + 1)
+    return worst
+
+
+def fleet_run(kind: str, n: int, provider: object, env: dict[str, str], seconds: float) -> int:
+    """N processes of one kind for ``seconds``; the worst window the server saw."""
+    limit = parse_limit(FLEET_LIMIT)
+    path = "/std/api/me"
+    url = f"{provider.url}{path}"  # type: ignore[attr-defined]
+    provider.reset_counts()  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = os.path.join(tmp, "go")
+        ready = [os.path.join(tmp, f"ready{i}") for i in range(n)]
+        extra = [str(limit.count), str(limit.seconds)]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", FLEET_WORKER, kind, url, r, start, "1000000", *extra],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for r in ready
+        ]
+        try:
+            deadline = time.monotonic() + 60
+            while not all(os.path.exists(r) for r in ready):
+                if any(c.poll() not in (None, 0) for c in children) or time.monotonic() > deadline:
+                    failed = next((c for c in children if c.poll()), children[0])
+                    raise SystemExit(f"{kind} worker failed: {failed.stderr.read()[-300:]!r}")  # type: ignore[union-attr]
+                time.sleep(0.01)
+            Path(start).touch()
+            time.sleep(seconds)
+        finally:
+            for c in children:  # the ones this run started, by their own handle
+                if c.poll() is None:
+                    c.kill()
+                c.wait()
+                c.stderr.close()  # type: ignore[union-attr]
+    arrivals = provider.arrivals(path)  # type: ignore[attr-defined]
+    return worst_window(arrivals, limit.seconds)
+
+
+def fleet(sizes: list[int], seconds: float) -> None:
+    from keyfob.testing import LocalProvider
+
+    limit = parse_limit(FLEET_LIMIT)
+    with LocalProvider(std_rate=(10**9, 60.0)) as provider, tempfile.TemporaryDirectory() as base:
+        config = (
+            f'[providers.bench]\ntoken_url = "{provider.url}/std/token"\n'
+            f'grant = "client_credentials"\nenv_prefix = "LOCAL"\n'
+            f'rate_limits = ["{FLEET_LIMIT}"]\n'
+        )
+        Path(base, "config.toml").write_text(config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYFOB_", "LOCAL_"))}
+        env.update(provider.environ(), KEYFOB_KEYRING="file", KEYFOB_HOME=base)
+        rows = []
+        for n in sizes:
+            kinds = ("keyfob", "requests-ratelimiter", "none")
+            rows.append((n, *(fleet_run(kind, n, provider, env, seconds) for kind in kinds)))
+    print(
+        f"3. a fleet on one machine, {seconds:g} s each: the most requests the server saw in "
+        f"any {limit.seconds:g} s (limit {limit.count}; keyfob keeps each window "
+        f"{margin(limit.seconds) * 1000:.0f} ms longer)"
+    )
+    print("   | processes | keyfob (shared) | requests-ratelimiter (per process) | no limiter |")
+    print("   |---|---|---|---|")
+    for n, k, r, none in rows:
+        print(f"   | {n} | {k} | {r} | {none} |")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,17 @@ a POST's 429 is returned as sent.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import re
+import subprocess
+import sys
+import textwrap
+import urllib.error
 import urllib.parse
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,7 @@ import keyfob
 from keyfob import wiring
 from keyfob.adapters import _scope
 from keyfob.testing import LocalProvider
+from test_ratelimit import worst_window
 
 PATH = "/std/api/me"
 
@@ -158,3 +167,132 @@ def test_the_scope_of_a_url_is_its_path_as_urlsplit_reads_it(
 ) -> None:
     url = f"{scheme}://{host}{path}{rest}"
     assert _scope("get", url) == f"GET {urllib.parse.urlsplit(url).path or '/'}"
+
+
+# -- obeying the emulated APIs, counted at the server ---------------------------
+
+X_PATH = "/2/users/me"
+INAT_PATH = "/v1/users/me"
+
+PACED_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import requests
+    import keyfob
+    from keyfob.broker import Broker
+    from keyfob.ratelimit import Limiter, MemoryStore
+
+    url, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    broker = Broker(limiter=Limiter(store=MemoryStore())) if mode == "unshared" else Broker()
+    auth = keyfob.requests_auth("twitter", broker=broker)
+    statuses = [requests.get(url, auth=auth, timeout=30).status_code for _ in range(n)]
+    print(json.dumps(statuses))
+    """
+)
+
+
+@pytest.fixture
+def paced(
+    home: Path, no_secret_leaks: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalProvider]:
+    """The emulator with short windows: X 3 a second per endpoint, iNaturalist 100 in 3 s;
+    keyfob told iNaturalist's 60/minute on the same scale (60 in 3 s)."""
+    with LocalProvider(twitter_rate=(3, 1.0), inat_rate=(100, 3.0)) as provider:
+        no_secret_leaks.providers.append(provider)
+        home.mkdir(parents=True, exist_ok=True)
+        text = re.sub(
+            r"^\[providers\.inaturalist\]$",
+            '[providers.inaturalist]\nrate_limits = ["60/3s"]',
+            provider.config_toml(),
+            count=1,
+            flags=re.M,
+        )
+        (home / "config.toml").write_text(text)
+        for name, value in provider.environ().items():
+            monkeypatch.setenv(name, value)
+        wiring.reset()
+        yield provider
+        assert not provider.errors, provider.errors
+
+
+def test_after_x_says_none_remain_the_next_request_waits_for_the_reset(
+    paced: LocalProvider,
+) -> None:
+    auth = keyfob.requests_auth("twitter")
+    url = paced.url + X_PATH
+    statuses = [requests.get(url, auth=auth, timeout=10).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    # no 429 was ever answered: a 429 would have been sent again, a sixth arrival
+    assert paced.count(X_PATH) == 5
+    times = paced.arrivals(X_PATH)
+    # the fourth waited for the reset X announced: a whole second after the first window began
+    assert times[3] >= math.ceil(times[0] + 1.0) - 0.01
+
+
+def test_without_the_budget_x_answers_code_88() -> None:
+    with LocalProvider(twitter_rate=(3, 1.0)) as provider:
+        answers = []
+        for _ in range(4):
+            request = urllib.request.Request(provider.url + X_PATH)
+            try:
+                urllib.request.urlopen(request, timeout=5).close()
+                answers.append(200)
+            except urllib.error.HTTPError as err:
+                answers.append(err.code)
+                err.close()
+    assert answers == [401, 401, 401, 429]
+
+
+def paced_worker(url: str, n: int, mode: str) -> list[int]:
+    done = subprocess.run(
+        [sys.executable, "-c", PACED_WORKER, url, str(n), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    statuses: list[int] = json.loads(done.stdout)
+    return statuses
+
+
+@pytest.mark.parametrize("mode", ["shared", "unshared"])
+def test_what_one_worker_learns_another_obeys(paced: LocalProvider, mode: str) -> None:
+    url = paced.url + X_PATH
+    assert paced_worker(url, 3, mode) == [200, 200, 200]  # the first spends the window
+    assert paced_worker(url, 1, mode) == [200]  # the second waits, or is told 429 and retries
+    if mode == "shared":
+        # learned from the first worker's answers: the second never sent too early
+        assert paced.count(X_PATH) == 4
+        times = paced.arrivals(X_PATH)
+        assert times[3] >= math.ceil(times[0] + 1.0) - 0.01
+    else:
+        # the same without sharing: the second worker's first try was answered 429
+        assert paced.count(X_PATH) == 5
+
+
+def burst(url: str, n: int, **kw: Any) -> list[int]:
+    """``n`` GETs from 8 threads, each with its own session on one shared budget."""
+    keyfob.get_token("inaturalist")  # the token first: the burst is about the API
+
+    def one(_: int) -> int:
+        with keyfob.session("inaturalist", **kw) as s:
+            return s.get(url, timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_inaturalists_default_keeps_a_burst_under_its_throttle(paced: LocalProvider) -> None:
+    url = paced.url + INAT_PATH
+    statuses = burst(url, 120)
+    assert statuses == [200] * 120
+    times = paced.arrivals(INAT_PATH)
+    assert len(times) == 120  # not one 429 (each would have been sent again)
+    assert worst_window(times, 3.0) <= 60
+    assert worst_window(times, 3.0) >= 54  # the budget is used, not far too strict
+
+
+def test_without_a_budget_the_same_burst_is_throttled(paced: LocalProvider) -> None:
+    url = paced.url + INAT_PATH
+    statuses = burst(url, 120, rate_limit=False)
+    assert statuses.count(429) == 20  # 100 in the window, no retry without the budget

@@ -45,6 +45,9 @@ def test_demo_runs_the_whole_life_of_a_token_offline_without_touching_the_users_
     # the cached token in new processes made no request: still one of each
     assert out.count("/oauth/token x1, /users/api_token x1") >= 2
     assert "/web-services/v1/refresh-tokens x1" in out
+    # the burst was paced: a visible wait, and the server never over
+    assert "waited" in out and "for the budget" in out
+    assert "saw 12 calls, at most 6 in any 1 s: never over its 10, never a 429" in out
     assert not home.exists()  # the user's KEYFOB_HOME was never touched
     for folder in ("xc", "xcfg", "xd", "user"):
         assert not (tmp_path / folder).exists()

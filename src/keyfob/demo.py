@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,12 +82,54 @@ def _observation(url: str, authorization: str | None) -> dict[str, object]:
     return result
 
 
+#: iNaturalist's throttle (100 a minute) and keyfob's default for it (60 a minute), both
+#: on a 1-second scale so the demo's burst is paced within seconds
+DEMO_WINDOW = 1.0
+DEMO_THROTTLE = 10
+DEMO_LIMIT = 6
+BURST = 12
+
+_BURST_SCRIPT = """
+import sys, time, keyfob
+keyfob.get_token("inaturalist")
+start = time.perf_counter()
+with keyfob.session("inaturalist") as s:
+    for i in range(int(sys.argv[2])):
+        sent = time.perf_counter()
+        status = s.get(sys.argv[1], timeout=10).status_code
+        done = time.perf_counter()
+        waited = f"waited {done - sent:.2f} s for the budget" if done - sent > 0.2 else ""
+        print(f"call {i + 1:2}: {status} at {done - start:5.2f} s  {waited}".rstrip(), flush=True)
+"""
+
+
+def worst_window(times: list[float], seconds: float) -> int:
+    """The most arrivals in any window of ``seconds``."""
+    times = sorted(times)
+    worst = first = 0
+    for last, t in enumerate(times):
+        while times[first] <= t - seconds:
+            first += 1
+        worst = max(worst, last - first + 1)
+    return worst
+
+
+def _config(provider: LocalProvider) -> str:
+    return re.sub(
+        r"^\[providers\.inaturalist\]$",
+        f'[providers.inaturalist]\nrate_limits = ["{DEMO_LIMIT}/{DEMO_WINDOW:g}s"]',
+        provider.config_toml(),
+        count=1,
+        flags=re.M,
+    )
+
+
 def run(*, keep: bool = False) -> None:
     home = tempfile.mkdtemp(prefix="keyfob-demo-")
     try:
-        with LocalProvider() as provider:
+        with LocalProvider(inat_rate=(DEMO_THROTTLE, DEMO_WINDOW)) as provider:
             with open(os.path.join(home, "config.toml"), "w") as fh:
-                fh.write(provider.config_toml())
+                fh.write(_config(provider))
             _tour(_Demo(provider, home), provider, home)
     finally:
         if keep:
@@ -130,6 +173,34 @@ def _tour(demo: _Demo, provider: LocalProvider, home: str) -> None:
     for who, seen in (("without a token", anonymous), ("with the JWT   ", with_jwt)):
         private = seen.get("private_geojson")
         click.echo(f"   {who}: private_geojson {private if private else 'absent'}")
+
+    demo.step(
+        f"a burst of {BURST} API calls, paced by the rate budget: the local iNaturalist answers "
+        f"429 past {DEMO_THROTTLE} in {DEMO_WINDOW:g} s, keyfob keeps to {DEMO_LIMIT} "
+        f"(its 60 a minute against 100, on a {DEMO_WINDOW:g}-second scale)"
+    )
+    path = "/v1/users/me"
+    provider.reset_counts()
+    done = subprocess.run(
+        [sys.executable, "-c", _BURST_SCRIPT, f"{provider.url}{path}", str(BURST)],
+        env=demo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for line in (done.stdout.strip() or done.stderr.strip()[-500:]).splitlines():
+        click.echo(f"   {line}")
+    worst = worst_window(provider.arrivals(path), DEMO_WINDOW)
+    calls = provider.count(path)
+    verdict = (
+        f"never over its {DEMO_THROTTLE}, never a 429"
+        if worst <= DEMO_THROTTLE and calls == BURST
+        else "over its limit!"
+    )
+    click.echo(
+        f"   the local provider saw {calls} calls, at most {worst} in any "
+        f"{DEMO_WINDOW:g} s: {verdict}"
+    )
 
     demo.step("refresh now: the OAuth token buys a new JWT; the password is not sent again")
     demo.keyfob("refresh", "inaturalist")

@@ -339,6 +339,9 @@ class RedisStore:
         self.on_warning = on_warning
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._refused: type[BaseException] = redis.ResponseError
+        #: EXPIREAT ... GT needs Redis 7; an older server is asked for the TTL instead
+        self._gt = True
 
     def bucket(self, key: str, limits: Sequence[Limit]) -> Any:
         from pyrate_limiter import RedisBucket
@@ -358,9 +361,19 @@ class RedisStore:
         old = self.client.hget(name, scope)
         if old is None or float(old) < until:
             self.client.hset(name, scope, repr(until))
-        self.client.expireat(name, int(until) + 1, gt=True)
-        if self.client.ttl(name) < 0:
-            self.client.expireat(name, int(until) + 1)
+        at = int(until) + 1
+        if self._gt:
+            try:
+                self.client.expireat(name, at, gt=True)
+            except self._refused:  # Redis < 7: no GT option
+                self._gt = False
+        if not self._gt:
+            # the hash lives until its furthest block: extend, never shorten
+            ttl = self.client.ttl(name)
+            if ttl < 0 or ttl < at - int(self.local.clock()):
+                self.client.expireat(name, at)
+        elif self.client.ttl(name) < 0:
+            self.client.expireat(name, at)
 
     def used(self, key: str, limits: Sequence[Limit], now_ms: int) -> list[int]:
         name = f"keyfob:rate:{key}"

@@ -15,6 +15,8 @@ the JWT trade, and two endpoints of the v1 API.
   one user and app made within the same second are the same string;
 * ``/v1/users/me``: the user of a live JWT or OAuth token (``id``, ``login``); else 401;
 * ``/v1/observations/<id>``: private coordinates only with the owner's JWT;
+* the v1 API throttles: past 100 requests a minute (``rate``) it answers 429
+  ``{"error": "Too Many Requests", "status": 429}``, without saying until when;
 * ``/oauth/revoke``.
 """
 
@@ -31,12 +33,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from keyfob.testing.wire import (
     NO_STORE,
+    Handler,
     Patterns,
+    Rate,
     Reply,
     Request,
     Response,
     Routes,
     Shared,
+    SlidingWindow,
     b64url,
     jwt_decode,
     jwt_encode,
@@ -69,6 +74,9 @@ _INVALID_GRANT = (
 _INVALID_SCOPE = "The requested scope is invalid, unknown, or malformed."
 _UNSUPPORTED_GRANT = "The authorization grant type is not supported by the authorization server."
 _UNAUTHORIZED: dict[str, Any] = {"error": "Unauthorized", "status": 401}
+_TOO_MANY: dict[str, Any] = {"error": "Too Many Requests", "status": 429}
+#: iNaturalist's API throttles past 100 requests a minute (it asks for 60)
+DEFAULT_RATE: Rate = (100, 60.0)
 # OauthTokensController's own descriptions, by I18n key: devise.failure.invalid (as
 # iNaturalist words it), this_user_has_been_suspended and
 # please_ask_your_parents_for_permission (texts inferred from their keys), and
@@ -127,8 +135,10 @@ class INaturalist:
         authorize_as: str | None,
         deny: bool,
         code_lifetime: int,
+        rate: Rate = DEFAULT_RATE,
     ) -> None:
         self.shared = shared
+        self.throttle = SlidingWindow(rate)
         self.jwt_lifetime = jwt_lifetime
         self.authorize_as = authorize_as
         self.deny = deny
@@ -149,12 +159,22 @@ class INaturalist:
             "/oauth/authorize": {"GET": self.authorize},
             "/oauth/token": {"POST": self.token},
             "/users/api_token": {"GET": self.api_token},
-            "/v1/users/me": {"GET": self.me},
+            "/v1/users/me": {"GET": self.throttled(self.me)},
             "/oauth/revoke": {"POST": self.revoke},
         }
 
     def patterns(self) -> Patterns:
-        return [(_OBSERVATION, {"GET": self.observation})]
+        return [(_OBSERVATION, {"GET": self.throttled(self.observation)})]
+
+    def throttled(self, handler: Handler) -> Handler:
+        """A v1 API handler behind the throttle: every ``/v1`` route shares one window."""
+
+        def answer(request: Request) -> Response:
+            if not self.throttle.admit(time.time()):
+                return Response(429, dict(_TOO_MANY))
+            return handler(request)
+
+        return answer
 
     def config_toml(self, url: str) -> str:
         return (

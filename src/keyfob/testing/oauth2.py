@@ -9,13 +9,17 @@
   the person enters the code and approves or denies; ``/std/token`` then answers the
   device code with ``authorization_pending``, ``slow_down`` (polled faster than the
   interval), ``access_denied``, ``expired_token`` or the tokens;
-* ``/std/api/me``: the API, ``WWW-Authenticate: Bearer`` on 401.
+* ``/std/api/me``: the API, ``WWW-Authenticate: Bearer`` on 401; rate limited in fixed
+  windows (``rate``), said in the IETF draft's ``RateLimit-Limit``, ``RateLimit-Remaining``
+  and ``RateLimit-Reset`` (delta seconds) on every answer; once spent, 429 with
+  ``Retry-After`` until the window ends.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import math
 import re
 import secrets
 import time
@@ -23,13 +27,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from keyfob.testing.wire import NO_STORE, Request, Response, Routes, Shared, oauth_error
+from keyfob.testing.wire import (
+    NO_STORE,
+    FixedWindows,
+    Handler,
+    Rate,
+    Request,
+    Response,
+    Routes,
+    Shared,
+    oauth_error,
+)
 
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-client-secret-0123456789"
 DEMO_USERNAME = "demo-user"
 DEMO_PASSWORD = "demo-user-password-0123456789"
 
+#: the API's limit unless the test sets one: generous, so only tests that mean it reach it
+DEFAULT_RATE: Rate = (10_000, 60.0)
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: RFC 8628 §6.1: consonants only, no look-alikes, typed as XXXX-XXXX
@@ -78,8 +94,10 @@ class OAuth2Server:
         rotate: bool,
         device_interval: int = 5,
         device_code_lifetime: int = 600,
+        rate: Rate = DEFAULT_RATE,
     ) -> None:
         self.shared = shared
+        self.windows = FixedWindows(rate)
         self.access_token_lifetime = access_token_lifetime
         self.rotate = rotate
         self.device_interval = device_interval
@@ -100,7 +118,7 @@ class OAuth2Server:
             "/std/introspect": {"POST": self.introspect},
             "/std/device": {"POST": self.device},
             "/std/device/verify": {"GET": self.verify_page, "POST": self.verify},
-            "/std/api/me": {"GET": self.me},
+            "/std/api/me": {"GET": self.limited(self.me)},
         }
 
     @staticmethod
@@ -428,6 +446,27 @@ class OAuth2Server:
                 payload["scope"] = refresh.scope
             return Response(200, payload, dict(NO_STORE))
         return inactive
+
+    def limited(self, handler: Handler) -> Handler:
+        """An API handler counted in its window, its answer saying what is left."""
+
+        def answer(request: Request) -> Response:
+            now = time.time()
+            admitted, remaining, reset = self.windows.admit(request.path, now)
+            delta = str(max(0, math.ceil(reset - now)))
+            headers = {
+                "RateLimit-Limit": str(self.windows.limit),
+                "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": delta,
+            }
+            if admitted:
+                response = handler(request)
+            else:
+                response = Response(429, {"error": "rate_limited"}, {"Retry-After": delta})
+            response.headers.update(headers)
+            return response
+
+        return answer
 
     def me(self, request: Request) -> Response:
         token = request.bearer()

@@ -10,6 +10,10 @@ its own module that holds its state and handlers and declares its routes:
 * Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
 * a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628).
 
+The APIs limit their callers as the real ones do (``inat_rate``, ``twitter_rate``,
+``std_rate``: (requests, seconds), short in tests), and the shell keeps the time of
+every arrival per path (:meth:`LocalProvider.arrivals`), so tests count at the server.
+
 This module is the shell around them: the server and its request handler, routing
 through one table, what every path shares (misbehaving on demand: delays, 429/503,
 garbage bodies; counting requests per path; revoking behind the back), and the
@@ -30,6 +34,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from keyfob.testing import inaturalist, oauth2, twitter
 from keyfob.testing.faults import GARBAGE_KINDS, Faults, spoil, synthetic
 from keyfob.testing.inaturalist import (
     DEMO_INAT_APP_ID,
@@ -51,6 +56,7 @@ from keyfob.testing.twitter import DEMO_TWITTER_API_KEY, DEMO_TWITTER_API_SECRET
 from keyfob.testing.wire import (
     Handler,
     Patterns,
+    Rate,
     Reply,
     Request,
     Response,
@@ -96,6 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = 30
+    # headers and body go out in two writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (~40 ms a request on a kept-alive connection)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: request lines can hold secrets in their query strings."""
@@ -193,6 +202,9 @@ class LocalProvider:
         inat_code_lifetime: int = 60,
         device_interval: int = 5,
         device_code_lifetime: int = 600,
+        inat_rate: Rate = inaturalist.DEFAULT_RATE,
+        twitter_rate: Rate = twitter.DEFAULT_RATE,
+        std_rate: Rate = oauth2.DEFAULT_RATE,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("LocalProvider only binds 127.0.0.1")
@@ -207,6 +219,7 @@ class LocalProvider:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._counts: Counter[str] = Counter()
+        self._arrivals: dict[str, list[float]] = {}
         self._faults = Faults(self._lock)
         self._revoked: set[str] = set()
         self._issued: set[str] = set()
@@ -218,15 +231,17 @@ class LocalProvider:
             authorize_as=inat_authorize_as,
             deny=inat_deny,
             code_lifetime=inat_code_lifetime,
+            rate=inat_rate,
         )
         self._treesnap = TreeSnap(shared, lifetime=treesnap_lifetime)
-        self._twitter = Twitter(shared)
+        self._twitter = Twitter(shared, rate=twitter_rate)
         self._oauth2 = OAuth2Server(
             shared,
             access_token_lifetime=access_token_lifetime,
             rotate=rotate_refresh_tokens,
             device_interval=device_interval,
             device_code_lifetime=device_code_lifetime,
+            rate=std_rate,
         )
         self._routes: Routes = {
             **self._inat.routes(),
@@ -440,13 +455,22 @@ class LocalProvider:
         with self._lock:
             return self._counts[path]
 
+    def arrivals(self, path: str) -> list[float]:
+        """When each request to ``path`` arrived (epoch seconds, in order): taken as its
+        request line is read, before anything else is done with it."""
+        with self._lock:
+            return list(self._arrivals.get(path, ()))
+
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._arrivals.clear()
 
     def _record(self, path: str) -> None:
+        now = time.time()
         with self._lock:
             self._counts[path] += 1
+            self._arrivals.setdefault(path, []).append(now)
 
     # ------------------------------------------------------------------ misbehaviour
     def delay(self, path: str, seconds: float, times: int | None = None) -> None:

@@ -3,7 +3,10 @@
 * ``/oauth2/token``: Basic auth with the API key and secret, a form body; the same
   token until it is invalidated; errors as ``{"errors": [{"code": ...}]}`` with 403;
 * ``/oauth2/invalidate_token``;
-* ``/2/users/me``: the API, 401 as ``application/problem+json``.
+* ``/2/users/me``: the API, 401 as ``application/problem+json``; rate limited per
+  endpoint in fixed windows (75 requests in 15 minutes, or ``rate``): every answer says
+  ``x-rate-limit-limit``, ``x-rate-limit-remaining`` and ``x-rate-limit-reset`` (epoch
+  seconds), and once spent it answers 429 with code 88 until the reset.
 """
 
 from __future__ import annotations
@@ -11,9 +14,19 @@ from __future__ import annotations
 import hmac
 import secrets
 import string
+import time
 from typing import Any
 
-from keyfob.testing.wire import Reply, Request, Response, Routes, Shared
+from keyfob.testing.wire import (
+    FixedWindows,
+    Handler,
+    Rate,
+    Reply,
+    Request,
+    Response,
+    Routes,
+    Shared,
+)
 
 DEMO_TWITTER_API_KEY = "demo-api-key"
 DEMO_TWITTER_API_SECRET = "demo-api-secret-0123456789"
@@ -29,6 +42,9 @@ _BAD_CREDENTIALS: dict[str, Any] = {
         }
     ]
 }
+_RATE_LIMITED: dict[str, Any] = {"errors": [{"code": 88, "message": "Rate limit exceeded"}]}
+#: GET /2/users/me: 75 requests per 15 minutes (per user; the emulator counts per endpoint)
+DEFAULT_RATE: Rate = (75, 900.0)
 _UNAUTHORIZED: dict[str, Any] = {
     "title": "Unauthorized",
     "type": "about:blank",
@@ -56,8 +72,9 @@ def _random_alnum(n: int) -> str:
 class Twitter:
     """The state and the handlers of the emulated Twitter/X."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, *, rate: Rate = DEFAULT_RATE) -> None:
         self.shared = shared
+        self.windows = FixedWindows(rate, whole_seconds=True)
         self.apps: dict[str, str] = {}
         self.current: dict[str, str] = {}  # api key -> bearer token
         self.tokens: dict[str, str] = {}  # bearer token -> api key
@@ -66,7 +83,7 @@ class Twitter:
         return {
             "/oauth2/token": {"POST": self.token},
             "/oauth2/invalidate_token": {"POST": self.invalidate},
-            "/2/users/me": {"GET": self.me},
+            "/2/users/me": {"GET": self.limited(self.me)},
         }
 
     @staticmethod
@@ -99,6 +116,24 @@ class Twitter:
         return True if token in self.tokens else None
 
     # ------------------------------------------------------------------ handlers
+    def limited(self, handler: Handler) -> Handler:
+        """An API handler counted in its endpoint's window, its answer saying what is left."""
+
+        def answer(request: Request) -> Response:
+            admitted, remaining, reset = self.windows.admit(
+                f"{request.method} {request.path}", time.time()
+            )
+            headers = {
+                "x-rate-limit-limit": str(self.windows.limit),
+                "x-rate-limit-remaining": str(remaining),
+                "x-rate-limit-reset": str(int(reset)),
+            }
+            response = handler(request) if admitted else Response(429, dict(_RATE_LIMITED))
+            response.headers.update(headers)
+            return response
+
+        return answer
+
     def _app(self, request: Request) -> str:
         try:
             credentials = request.basic()

@@ -12,7 +12,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
@@ -216,3 +218,57 @@ class Shared:
     issued: set[str]
     revoke: Callable[[str], None]
     url: Callable[[], str]
+
+
+# --------------------------------------------------------------------------- rate limits
+#: (requests, seconds): no more than that many requests in a window of that many seconds
+Rate = tuple[int, float]
+
+
+def _check_rate(rate: Rate) -> Rate:
+    limit, seconds = rate
+    if limit < 1 or not seconds > 0:
+        raise ValueError(f"a rate is (requests >= 1, seconds > 0), not {rate!r}")
+    return int(limit), float(seconds)
+
+
+class SlidingWindow:
+    """No more than ``limit`` admitted requests in any window of ``seconds`` (iNaturalist's
+    throttle: it only answers 429, saying neither how many are left nor until when)."""
+
+    def __init__(self, rate: Rate) -> None:
+        self.limit, self.seconds = _check_rate(rate)
+        self.admitted: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        while self.admitted and self.admitted[0] <= now - self.seconds:
+            self.admitted.popleft()
+        if len(self.admitted) >= self.limit:
+            return False
+        self.admitted.append(now)
+        return True
+
+
+class FixedWindows:
+    """Per key (an endpoint), ``limit`` requests per window; a window starts with the
+    first request after the last one ended (X's 15-minute windows, the IETF draft's).
+    ``admit`` returns (admitted, remaining, the window's end as epoch seconds)."""
+
+    def __init__(self, rate: Rate, *, whole_seconds: bool = False) -> None:
+        self.limit, self.seconds = _check_rate(rate)
+        #: X says its reset in whole epoch seconds: the window then ends on one
+        self.whole_seconds = whole_seconds
+        self.windows: dict[str, tuple[float, int]] = {}  # key -> (end, used)
+
+    def admit(self, key: str, now: float) -> tuple[bool, int, float]:
+        end, used = self.windows.get(key, (0.0, 0))
+        if now >= end:
+            end = now + self.seconds
+            if self.whole_seconds:
+                end = float(math.ceil(end))
+            used = 0
+        admitted = used < self.limit
+        if admitted:
+            used += 1
+        self.windows[key] = (end, used)
+        return admitted, self.limit - used, end
