@@ -192,8 +192,8 @@ class HttpxAuth(_Bound, httpx.Auth):
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         budget = self.budget()
-        scope = _scope(request.method, request.url)
         if budget is not None:
+            scope = scope_of(request.method, request.url.path)  # httpx parsed it
             budget.take(scope)
         token = self.token()
         request.headers["Authorization"] = token.authorization
@@ -219,7 +219,7 @@ class HttpxAuth(_Bound, httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         budget = self.budget()
-        scope = _scope(request.method, request.url)
+        scope = scope_of(request.method, request.url.path)  # httpx parsed it
         if budget is not None:
             await budget.atake(scope)  # asyncio.sleep: the loop runs on while this waits
         # From memory at once; otherwise the broker's async path, on this loop.
