@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from keyfob.ratelimit import Limiter, MemoryStore, margin, parse_limit
+from keyfob.testing import worst_window
 
 BIN = Path(sys.executable).parent
 LIMITS = ["1000000/minute", "10000000/day"]  # never spent: every take is "budget left"
@@ -137,16 +138,6 @@ while not os.path.exists(start):
 for _ in range(int(per)):
     session.get(url, timeout=30)
 """
-
-
-def worst_window(times: list[float], seconds: float) -> int:
-    times = sorted(times)
-    worst = first = 0
-    for last, t in enumerate(times):
-        while times[first] <= t - seconds:
-            first += 1
-        worst = max(worst, last - first + 1)
-    return worst
 
 
 def fleet_run(kind: str, n: int, provider: object, env: dict[str, str], seconds: float) -> int:

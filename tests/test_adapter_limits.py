@@ -32,8 +32,7 @@ from hypothesis import strategies as st
 import keyfob
 from keyfob import wiring
 from keyfob.adapters import _scope
-from keyfob.testing import LocalProvider
-from test_ratelimit import worst_window
+from keyfob.testing import LocalProvider, worst_window
 
 PATH = "/std/api/me"
 

@@ -33,6 +33,7 @@ from keyfob import config, ratelimit
 from keyfob.errors import ConfigError, RateLimited
 from keyfob.provider import registry
 from keyfob.ratelimit import CLEAR_FOR, Limiter, MemoryStore, learn, parse_limit
+from keyfob.testing import worst_window
 
 NOW = 1_700_000_000.0
 
@@ -70,17 +71,6 @@ class Counter:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def worst_window(arrivals: list[float], seconds: float) -> int:
-    """The most arrivals in any window [t, t + seconds)."""
-    times = sorted(arrivals)
-    worst, first = 0, 0
-    for last, t in enumerate(times):
-        while times[first] <= t - seconds:
-            first += 1
-        worst = max(worst, last - first + 1)
-    return worst
 
 
 def used_share(arrivals: list[float], count: int, seconds: float) -> float:

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from keyfob.ratelimit import MemoryStore, RedisStore, SQLiteStore, parse_limit
-from keyfob.testing import LocalProvider
-from test_ratelimit import used_share, worst_window
+from keyfob.testing import LocalProvider, worst_window
+from test_ratelimit import used_share
 from test_redis_cache import RedisServer, own_server, server, shared_server
 from test_single_flight import release
 

@@ -20,7 +20,7 @@ import urllib.request
 
 import click
 
-from keyfob.testing import LocalProvider
+from keyfob.testing import LocalProvider, worst_window
 
 
 def _short(token: str) -> str:
@@ -101,17 +101,6 @@ with keyfob.session("inaturalist") as s:
         waited = f"waited {done - sent:.2f} s for the budget" if done - sent > 0.2 else ""
         print(f"call {i + 1:2}: {status} at {done - start:5.2f} s  {waited}".rstrip(), flush=True)
 """
-
-
-def worst_window(times: list[float], seconds: float) -> int:
-    """The most arrivals in any window of ``seconds``."""
-    times = sorted(times)
-    worst = first = 0
-    for last, t in enumerate(times):
-        while times[first] <= t - seconds:
-            first += 1
-        worst = max(worst, last - first + 1)
-    return worst
 
 
 def _config(provider: LocalProvider) -> str:

@@ -24,6 +24,7 @@ from keyfob.testing.server import (
     DEMO_USERNAME,
     GARBAGE_KINDS,
     LocalProvider,
+    worst_window,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "DEMO_USERNAME",
     "GARBAGE_KINDS",
     "LocalProvider",
+    "worst_window",
 ]

@@ -180,6 +180,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------- the provider
+def worst_window(times: list[float], seconds: float) -> int:
+    """The most arrivals in any window of ``seconds`` (of :meth:`LocalProvider.arrivals`):
+    what a rate limit's claim "never more than N in any window" is checked against."""
+    times = sorted(times)
+    worst = first = 0
+    for last, t in enumerate(times):
+        while times[first] <= t - seconds:
+            first += 1
+        worst = max(worst, last - first + 1)
+    return worst
+
+
 class LocalProvider:
     """An in-process fake of iNaturalist, TreeSnap, Twitter/X and a plain OAuth2 server.
 
