@@ -44,11 +44,14 @@ def send(
 ) -> httpx.Response:
     """One signed request. ``sign_body=False`` leaves the form body out of the signature;
     ``send_url`` sends it to another URL than the one signed."""
+    if data is None and client.signature_type == "BODY":
+        data = {}  # the protocol parameters go into a form body of their own
     headers = {"Content-Type": FORM} if data is not None else {}
     body = urlencode(data) if data is not None else None
-    uri, signed_headers, signed_body = client.sign(
-        url, method, body if sign_body else None, headers
-    )
+    if sign_body:
+        uri, signed_headers, signed_body = client.sign(url, method, body, headers)
+    else:
+        uri, signed_headers, signed_body = client.sign(url, method)
     if not sign_body:
         signed_body, signed_headers = body, {**signed_headers, **headers}
     return httpx.request(
@@ -62,12 +65,16 @@ def form(response: httpx.Response) -> dict[str, str]:
 
 
 def request_token(
-    lp: LocalProvider, *, x: bool = True, callback: str = "oob", **kw: Any
+    lp: LocalProvider,
+    *,
+    x: bool = True,
+    callback: str = "oob",
+    http_method: str = "POST",
+    **kw: Any,
 ) -> tuple[str, str]:
     urls = lp.oauth1_urls(x=x)
-    answer = send(
-        urls["request_token"], Client(**consumer(x=x, callback_uri=callback, **kw)), method="POST"
-    )
+    client = Client(**consumer(x=x, callback_uri=callback, **kw))
+    answer = send(urls["request_token"], client, method=http_method)
     assert answer.status_code == 200, answer.text
     got = form(answer)
     assert got["oauth_callback_confirmed"] == "true"
@@ -93,14 +100,21 @@ def verifier_of(redirect: httpx.Response, token: str) -> str:
 
 
 def access_token(
-    lp: LocalProvider, token: str, secret: str, verifier: str, *, x: bool = True, **kw: Any
+    lp: LocalProvider,
+    token: str,
+    secret: str,
+    verifier: str,
+    *,
+    x: bool = True,
+    http_method: str = "POST",
+    **kw: Any,
 ) -> httpx.Response:
     client = Client(
         **consumer(
             x=x, resource_owner_key=token, resource_owner_secret=secret, verifier=verifier, **kw
         )
     )
-    return send(lp.oauth1_urls(x=x)["access_token"], client, method="POST")
+    return send(lp.oauth1_urls(x=x)["access_token"], client, method=http_method)
 
 
 def login(lp: LocalProvider, *, x: bool = True, **kw: Any) -> tuple[str, str]:

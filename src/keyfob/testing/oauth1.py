@@ -356,6 +356,9 @@ class OAuth1Server:
             p["access_token"]: {"POST": self.access_token},
             p["revoke"]: {"POST": self.signed(self.invalidate)},
         }
+        if self.flavour == "plain":  # Flickr asks for its tokens with GET
+            routes[p["request_token"]]["GET"] = self.request_token
+            routes[p["access_token"]]["GET"] = self.access_token
         if self.flavour == "x":
             routes["/oauth/authenticate"] = {"GET": self.authorize}
             routes["/1.1/account/verify_credentials.json"] = {"GET": self.signed(self.account)}
