@@ -22,6 +22,8 @@ from keyfob.testing import (
 
 FORM = "application/x-www-form-urlencoded"
 CALLBACK = "http://127.0.0.1:8765/callback"
+#: one client for every request of these tests (each new httpx client builds an SSL context)
+HTTP = httpx.Client(timeout=10)
 
 
 def consumer(*, x: bool = True, **kw: Any) -> dict[str, Any]:
@@ -54,9 +56,7 @@ def send(
         uri, signed_headers, signed_body = client.sign(url, method)
     if not sign_body:
         signed_body, signed_headers = body, {**signed_headers, **headers}
-    return httpx.request(
-        method, send_url or uri, headers=signed_headers, content=signed_body, timeout=10
-    )
+    return HTTP.request(method, send_url or uri, headers=signed_headers, content=signed_body)
 
 
 def form(response: httpx.Response) -> dict[str, str]:
@@ -82,7 +82,7 @@ def request_token(
 
 
 def authorize(lp: LocalProvider, token: str, *, x: bool = True) -> httpx.Response:
-    return httpx.get(lp.oauth1_urls(x=x)["authorize"], params={"oauth_token": token}, timeout=10)
+    return HTTP.get(lp.oauth1_urls(x=x)["authorize"], params={"oauth_token": token})
 
 
 def pin_of(page: httpx.Response) -> str:

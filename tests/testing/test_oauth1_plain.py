@@ -4,12 +4,18 @@ its refusals said with ``oauth_problem``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oauthlib.oauth1 import Client
 
 from keyfob.testing import (
@@ -19,6 +25,8 @@ from keyfob.testing import (
 )
 from testing.oauth1_client import (
     CALLBACK,
+    FORM,
+    HTTP,
     access_token,
     authorize,
     form,
@@ -139,8 +147,8 @@ def test_flickr_style_get_with_query_signature(lp: LocalProvider) -> None:
 
 def test_reused_nonce_is_refused(lp: LocalProvider) -> None:
     uri, headers, _ = signed_by(*login(lp, x=False), x=False).sign(lp.oauth1_urls()["resource"])
-    assert httpx.get(uri, headers=headers).status_code == 200
-    again = httpx.get(uri, headers=headers)
+    assert HTTP.get(uri, headers=headers).status_code == 200
+    again = HTTP.get(uri, headers=headers)
     assert again.status_code == 401 and form(again)["oauth_problem"] == "nonce_used"
 
 
@@ -167,3 +175,79 @@ def test_provider_exports_its_endpoints(lp: LocalProvider) -> None:
     assert lp.oauth1_consumer_secret == DEMO_OAUTH1_CONSUMER_SECRET
     toml = lp.oauth1_config_toml()
     assert 'protocol = "oauth1"' in toml and urls["access_token"] in toml
+
+
+# --------------------------------------------------------------------------- hostile input
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+_PARAM = st.sampled_from(
+    [
+        "oauth_consumer_key",
+        "oauth_token",
+        "oauth_signature",
+        "oauth_signature_method",
+        "oauth_timestamp",
+        "oauth_nonce",
+        "oauth_callback",
+        "oauth_verifier",
+        "oauth_version",
+        "realm",
+        "status",
+        "x",
+    ]
+)
+_PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+_VALUE = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["HMAC-SHA1", "RSA-SHA1", "PLAINTEXT", "oob", "1.0", "%zz", '"', "=,"]),
+    st.integers(0, 2**40).map(str),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(
+        [
+            "/oauth/request_token",
+            "/oauth/access_token",
+            "/1.1/statuses/update.json",
+            "/oauth1/request_token",
+            "/oauth1/access_token",
+            "/oauth1/resource",
+        ]
+    ),
+    header=st.lists(st.tuples(_PARAM, _VALUE), max_size=8),
+    raw_header=st.one_of(st.none(), _PRINTABLE.map(str.strip).filter(bool)),
+    body=st.one_of(st.binary(max_size=60), st.lists(st.tuples(_PARAM, _VALUE)).map(urlencode)),
+    query=st.lists(st.tuples(_PARAM, _VALUE), max_size=3).map(urlencode),
+)
+def test_hostile_requests_are_refused_never_crash(
+    lp: LocalProvider,
+    http: httpx.Client,
+    path: str,
+    header: list[tuple[str, str]],
+    raw_header: str | None,
+    body: bytes | str,
+    query: str,
+) -> None:
+    """Whatever arrives, the server answers a refusal (never 500, never a token)."""
+    auth = raw_header or "OAuth " + ", ".join(f'{k}="{quote(v, safe="")}"' for k, v in header)
+    answer = http.post(
+        f"{lp.url}{path}?{query}",
+        headers={"Authorization": auth.strip(), "Content-Type": FORM},
+        content=body,
+    )
+    assert answer.status_code in (400, 401, 403), answer.text
+    assert lp.errors == []
+
+
+def test_importing_the_emulator_leaves_oauthlib_alone() -> None:
+    code = "import sys, keyfob.testing; print('oauthlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -10,13 +10,13 @@ import time
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 from oauthlib.oauth1 import Client
 
 from keyfob.testing import DEMO_TWITTER_API_KEY, LocalProvider
 from testing.oauth1_client import (
     CALLBACK,
+    HTTP,
     access_token,
     authorize,
     consumer,
@@ -137,8 +137,8 @@ def test_unknown_consumer_key(lp: LocalProvider) -> None:
 def test_reused_nonce_is_refused(lp: LocalProvider, user: tuple[str, str]) -> None:
     uri, headers, _ = signed_by(*user).sign(lp.url + VERIFY)
     before = lp.count(VERIFY)
-    first = httpx.get(uri, headers=headers)
-    again = httpx.get(uri, headers=headers)
+    first = HTTP.get(uri, headers=headers)
+    again = HTTP.get(uri, headers=headers)
     assert first.status_code == 200
     assert x_error(again) == (401, 32)
     assert lp.count(VERIFY) == before + 2  # both arrived; the second was refused
@@ -248,7 +248,7 @@ def test_unsupported_signature_method(lp: LocalProvider) -> None:
 
 
 def test_unsigned_request_to_a_protected_resource(lp: LocalProvider) -> None:
-    assert x_error(httpx.get(lp.url + VERIFY)) == (400, 215)
+    assert x_error(HTTP.get(lp.url + VERIFY)) == (400, 215)
 
 
 # --------------------------------------------------------------------------- tokens ending

@@ -510,9 +510,12 @@ class OAuth1Server:
         if self._stale(request):
             return self.refused("timestamp_refused", step="request_token")
         endpoints = self._endpoints_()
-        _, body, status = endpoints.request_token.create_request_token_response(
-            **self._oauthlib_args(request)
-        )
+        try:
+            _, body, status = endpoints.request_token.create_request_token_response(
+                **self._oauthlib_args(request)
+            )
+        except ValueError:  # oauthlib's word for a malformed header or body
+            return self.refused("parameter_absent", step="request_token")
         if status != 200:
             problem = "parameter_absent" if status == 400 else endpoints.validator.problem
             return self.refused(problem, step="request_token", detail=_advice(body))
@@ -546,7 +549,7 @@ class OAuth1Server:
             headers, body, status = endpoint.create_authorization_response(
                 **self._oauthlib_args(request), realms=[]
             )
-        except endpoints.error:
+        except (endpoints.error, ValueError):
             return _page(400, title, "<p>The request token for this page is invalid.</p>")
         if status == 200:  # oob: the person copies the PIN into the application
             pin = html.escape(dict(parse_qsl(body))["oauth_verifier"])
@@ -570,9 +573,12 @@ class OAuth1Server:
         if self._stale(request):
             return self.refused("timestamp_refused", step="access_token")
         endpoints = self._endpoints_()
-        _, body, status = endpoints.access_token.create_access_token_response(
-            **self._oauthlib_args(request)
-        )
+        try:
+            _, body, status = endpoints.access_token.create_access_token_response(
+                **self._oauthlib_args(request)
+            )
+        except ValueError:
+            return self.refused("parameter_absent", step="access_token")
         if status != 200:
             problem = endpoints.validator.problem
             if status == 400:
@@ -595,9 +601,12 @@ class OAuth1Server:
             if self._stale(request):
                 return self.refused("timestamp_refused", step="resource")
             endpoints = self._endpoints_()
-            valid, checked = endpoints.resource.validate_protected_resource_request(
-                **self._oauthlib_args(request), realms=[]
-            )
+            try:
+                valid, checked = endpoints.resource.validate_protected_resource_request(
+                    **self._oauthlib_args(request), realms=[]
+                )
+            except ValueError:
+                return self.refused("parameter_absent", step="resource")
             if not valid:
                 problem = endpoints.validator.problem
                 if checked is None or (problem is None and not checked.validator_log):
