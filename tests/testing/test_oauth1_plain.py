@@ -29,6 +29,7 @@ from testing.oauth1_client import (
     HTTP,
     access_token,
     authorize,
+    consumer,
     form,
     login,
     request_token,
@@ -136,6 +137,13 @@ def test_refusals_say_their_problem(
     assert answer.status_code in (400, 401)
     assert answer.headers["www-authenticate"].startswith("OAuth ")
     assert form(answer)["oauth_problem"] == problem
+
+
+def test_an_unknown_signature_method_is_rejected(lp: LocalProvider) -> None:
+    client = Client(**consumer(x=False, callback_uri=CALLBACK, signature_method="HMAC-SHA512"))
+    answer = send(lp.oauth1_urls()["request_token"], client, method="POST")
+    assert answer.status_code == 400
+    assert form(answer)["oauth_problem"] == "signature_method_rejected"
 
 
 def test_flickr_style_get_with_query_signature(lp: LocalProvider) -> None:

@@ -89,6 +89,7 @@ def test_users_me_takes_an_oauth1_signed_request(lp: LocalProvider, user: tuple[
     answer = send(lp.url + "/2/users/me", signed_by(*user))
     assert answer.status_code == 200
     assert answer.json()["data"]["username"] == "demo"
+    assert int(answer.headers["x-rate-limit-remaining"]) < int(answer.headers["x-rate-limit-limit"])
 
 
 def test_query_signature_type_on_a_post(lp: LocalProvider) -> None:
@@ -241,10 +242,12 @@ def test_callback_not_approved(own: LocalProvider) -> None:
     assert answer.json()["errors"][0]["message"].startswith("Callback URL not approved")
 
 
-def test_unsupported_signature_method(lp: LocalProvider) -> None:
-    client = Client(**consumer(callback_uri="oob", signature_method="HMAC-SHA512"))
+@pytest.mark.parametrize("method", ["HMAC-SHA256", "PLAINTEXT", "HMAC-SHA512"])
+def test_x_signs_with_hmac_sha1_only(lp: LocalProvider, user: tuple[str, str], method: str) -> None:
+    client = Client(**consumer(callback_uri="oob", signature_method=method))
     answer = send(lp.oauth1_urls(x=True)["request_token"], client, method="POST")
-    assert x_error(answer) == (400, 215)
+    assert x_error(answer) == (401, 32)
+    assert x_error(send(lp.url + VERIFY, signed_by(*user, signature_method=method))) == (401, 32)
 
 
 def test_unsigned_request_to_a_protected_resource(lp: LocalProvider) -> None:

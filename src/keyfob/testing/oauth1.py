@@ -51,6 +51,7 @@ DEMO_X_USER = ("1234567890", "demo")
 DEMO_OAUTH1_USER = ("42", "demo-user")
 
 Flavour = Literal["x", "plain"]
+ALL_METHODS = ("HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "PLAINTEXT")
 #: a protected resource's handler: the request and the access token it was signed with
 Protected = Callable[[Request, "AccessToken"], Response]
 _ALNUM = string.ascii_letters + string.digits
@@ -177,7 +178,6 @@ class _Validator:
 
     # ------------------------------------------------------------------ settings
     enforce_ssl = False  # the emulator is plain http on 127.0.0.1
-    allowed_signature_methods = ("HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "PLAINTEXT")
     safe_characters = _SAFE  # X's access tokens are "<user id>-<random>"
     client_key_length = (8, 64)
     request_token_length = (20, 64)
@@ -192,6 +192,10 @@ class _Validator:
     @property
     def timestamp_lifetime(self) -> int:
         return self.server.timestamp_lifetime
+
+    @property
+    def allowed_signature_methods(self) -> tuple[str, ...]:
+        return self.server.signature_methods
 
     def check_realms(self, realms: list[str]) -> bool:
         return True  # realms are accepted and ignored, as X does
@@ -344,6 +348,8 @@ class OAuth1Server:
         self.deny = False  #: the person clicks "Cancel": redirected with ``denied=``
         self.forge_callback = False  #: the callback carries another ``oauth_token``
         self.timestamp_lifetime = 300
+        #: X signs with HMAC-SHA1 only (its documentation knows no other method)
+        self.signature_methods = ("HMAC-SHA1",) if flavour == "x" else ALL_METHODS
         self.request_token_lifetime = 600
         self.statuses: list[str] = []  # what was posted to statuses/update
         self._endpoints: _Endpoints | None = None
@@ -493,7 +499,7 @@ class OAuth1Server:
             pairs = [("oauth_problem", problem)]
             if detail:
                 pairs.append(("oauth_problem_advice", detail))
-            status = 400 if problem == "parameter_absent" else 401
+            status = 400 if problem in ("parameter_absent", "signature_method_rejected") else 401
             return _form(status, pairs, {"WWW-Authenticate": 'OAuth realm="keyfob-emulator"'})
         if step == "access_token" and problem in _X_TEXT:
             return Response(401, raw=_X_TEXT[problem].encode(), content_type="text/plain")
@@ -517,7 +523,7 @@ class OAuth1Server:
         except ValueError:  # oauthlib's word for a malformed header or body
             return self.refused("parameter_absent", step="request_token")
         if status != 200:
-            problem = "parameter_absent" if status == 400 else endpoints.validator.problem
+            problem = _problem(body) if status == 400 else endpoints.validator.problem
             return self.refused(problem, step="request_token", detail=_advice(body))
         pairs = parse_qsl(body)
         self._issued(*(v for k, v in pairs if k in ("oauth_token", "oauth_token_secret")))
@@ -580,9 +586,7 @@ class OAuth1Server:
         except ValueError:
             return self.refused("parameter_absent", step="access_token")
         if status != 200:
-            problem = endpoints.validator.problem
-            if status == 400:
-                problem = "verifier_invalid" if "verifier" in (body or "") else "parameter_absent"
+            problem = _problem(body) if status == 400 else endpoints.validator.problem
             return self.refused(problem, step="access_token", detail=_advice(body))
         made = self.access_tokens.pop(dict(parse_qsl(body))["oauth_token"])
         if self.flavour == "x":  # X's access tokens are "<user id>-<random>"
@@ -609,7 +613,9 @@ class OAuth1Server:
                 return self.refused("parameter_absent", step="resource")
             if not valid:
                 problem = endpoints.validator.problem
-                if checked is None or (problem is None and not checked.validator_log):
+                if checked is not None and checked.signature_method not in self.signature_methods:
+                    problem = "signature_method_rejected"
+                elif checked is None or (problem is None and not checked.validator_log):
                     problem = "parameter_absent"
                 return self.refused(problem, step="resource")
             return handler(request, self.access_tokens[checked.resource_owner_key])
@@ -667,6 +673,16 @@ class OAuth1Server:
         )
 
 
+def _problem(body: str | None) -> str:
+    """The OAuth problem of one of oauthlib's 400 answers (a form with ``error``)."""
+    said = dict(parse_qsl(body or ""))
+    if said.get("error") == "invalid_signature_method":
+        return "signature_method_rejected"
+    if "verifier" in said.get("error_description", ""):
+        return "verifier_invalid"  # missing, or not a verifier's format
+    return "parameter_absent"
+
+
 def _advice(body: str | None) -> str:
     return dict(parse_qsl(body or "")).get("error_description", "")
 
@@ -677,11 +693,17 @@ def _add_query(url: str, pairs: list[tuple[str, str]]) -> str:
     return urlunsplit(split._replace(query=query))
 
 
-def mount(routes: Routes, x: OAuth1Server, plain: OAuth1Server) -> set[str]:
+def mount(
+    routes: Routes,
+    x: OAuth1Server,
+    plain: OAuth1Server,
+    limited: Callable[[Handler], Handler] = lambda handler: handler,
+) -> set[str]:
     """Add both servers' routes to the emulator's: X's ``GET /oauth/authorize`` shares its
     path with iNaturalist's (a request with ``oauth_token`` is X's), and ``GET /2/users/me``
-    takes an OAuth 1.0a signed request too (``Authorization: OAuth ...``). Returns the
-    paths whose POST may carry parameters in the query (the query signature type)."""
+    takes an OAuth 1.0a signed request too (``Authorization: OAuth ...``), counted by
+    ``limited`` (X's rate limit of that endpoint). Returns the paths whose POST may carry
+    parameters in the query (the query signature type)."""
     for server in (x, plain):
         for path, methods in server.routes().items():
             if path in routes:
@@ -692,7 +714,7 @@ def mount(routes: Routes, x: OAuth1Server, plain: OAuth1Server) -> set[str]:
                 routes[path] = dict(methods)
     users_me = routes.get("/2/users/me", {}).get("GET")
     if users_me is not None:
-        routes["/2/users/me"]["GET"] = _either(x.signed(x.me), users_me)
+        routes["/2/users/me"]["GET"] = _either(limited(x.signed(x.me)), users_me)
     return set(x.routes()) | set(plain.routes())
 
 

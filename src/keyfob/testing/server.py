@@ -272,7 +272,9 @@ class LocalProvider:
         }
         self._x_oauth1 = OAuth1Server(shared, flavour="x")
         self._oauth1 = OAuth1Server(shared, flavour="plain")
-        self._query_on_post = oauth1.mount(self._routes, self._x_oauth1, self._oauth1)
+        self._query_on_post = oauth1.mount(
+            self._routes, self._x_oauth1, self._oauth1, self._twitter.limited
+        )
         self._patterns: Patterns = self._inat.patterns()
 
         if demo_accounts:
