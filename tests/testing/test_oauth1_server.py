@@ -6,6 +6,7 @@ refuses, each answered as X answers it. Counted at the server where it matters.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -318,6 +319,17 @@ def test_callback_unconfirmed(lp: LocalProvider) -> None:
     client = Client(**consumer(callback_uri="oob"))
     got = form(send(lp.oauth1_urls(x=True)["request_token"], client, method="POST"))
     assert got["oauth_callback_confirmed"] == "false"
+
+
+def test_the_server_logs_nothing(
+    lp: LocalProvider, user: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """oauthlib says the signature base string when a check fails: not from the emulator."""
+    caplog.set_level(logging.DEBUG)
+    assert send(lp.url + VERIFY, signed_by(user[0], "wrong-token-secret")).status_code == 401
+    assert send(lp.url + VERIFY, signed_by(*user)).status_code == 200
+    verifying = ("oauthlib.oauth1.rfc5849.signature", "oauthlib.oauth1.rfc5849.endpoints")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith(verifying)] == []
 
 
 def test_secrets_are_listed_as_issued(lp: LocalProvider) -> None:

@@ -33,8 +33,10 @@ import contextlib
 import hmac
 import html
 import importlib
+import logging
 import secrets
 import string
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +87,31 @@ _X_TEXT = {
     "token_rejected": "Error processing your OAuth request: Invalid request token",
     "verifier_invalid": "Error processing your OAuth request: Invalid oauth_verifier parameter",
 }
+
+
+#: the loggers oauthlib verifies requests under: silenced while the emulator verifies, as
+#: they say signature base strings (the emulator never logs); a client's own are untouched
+_OAUTHLIB_LOGGERS = (
+    "oauthlib",
+    "oauthlib.oauth1.rfc5849",
+    "oauthlib.oauth1.rfc5849.signature",
+    "oauthlib.oauth1.rfc5849.endpoints.request_token",
+    "oauthlib.oauth1.rfc5849.endpoints.access_token",
+    "oauthlib.oauth1.rfc5849.endpoints.resource",
+)
+_verifying = threading.local()
+
+
+class _WhileVerifying(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_verifying, "on", False)
+
+
+def _silence_oauthlib() -> None:
+    for name in _OAUTHLIB_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WhileVerifying) for f in logger.filters):
+            logger.addFilter(_WhileVerifying())
 
 
 def x_error(code: int, message: str, status: int = 401) -> Response:
@@ -162,7 +189,7 @@ class AccessToken:
 
 class _Validator:
     """oauthlib's ``RequestValidator`` for one server: mixed in before it (see
-    :meth:`OAuth1Server._endpoints`), so oauthlib's own format checks (``check_*``) stay.
+    :meth:`OAuth1Server._oauthlib`), so oauthlib's own format checks (``check_*``) stay.
 
     Every failure is remembered in ``problem`` (the first one of the request: oauthlib
     goes on with dummy values after it, so that a wrong key takes as long as a right one)."""
@@ -441,8 +468,9 @@ class OAuth1Server:
         return found.verifier if found else None
 
     # ------------------------------------------------------------------ oauthlib
-    def _endpoints_(self) -> _Endpoints:
+    def _oauthlib(self) -> _Endpoints:
         if self._endpoints is None:
+            _silence_oauthlib()
             oauth1 = importlib.import_module("oauthlib.oauth1")
             errors = importlib.import_module("oauthlib.oauth1.rfc5849.errors")
             validator_class = type("StrictValidator", (_Validator, oauth1.RequestValidator), {})
@@ -469,13 +497,19 @@ class OAuth1Server:
         host = request.headers.get("Host") or urlsplit(self.shared.url()).netloc
         return urlunsplit(("http", host, request.path, request.query, ""))
 
-    def _oauthlib_args(self, request: Request) -> dict[str, Any]:
-        return {
-            "uri": self._uri(request),
-            "http_method": request.method,
-            "body": request.body.decode("utf-8", "replace"),
-            "headers": dict(request.headers.items()),
-        }
+    def _verify(self, call: Callable[..., Any], request: Request, **kw: Any) -> Any:
+        """One of oauthlib's endpoint methods on this request, its logs silenced."""
+        _verifying.on = True
+        try:
+            return call(
+                uri=self._uri(request),
+                http_method=request.method,
+                body=request.body.decode("utf-8", "replace"),
+                headers=dict(request.headers.items()),
+                **kw,
+            )
+        finally:
+            _verifying.on = False
 
     def _stale(self, request: Request) -> bool:
         """The request's ``oauth_timestamp`` is outside the window (X says so first)."""
@@ -515,10 +549,10 @@ class OAuth1Server:
     def request_token(self, request: Request) -> Response:
         if self._stale(request):
             return self.refused("timestamp_refused", step="request_token")
-        endpoints = self._endpoints_()
+        endpoints = self._oauthlib()
         try:
-            _, body, status = endpoints.request_token.create_request_token_response(
-                **self._oauthlib_args(request)
+            _, body, status = self._verify(
+                endpoints.request_token.create_request_token_response, request
             )
         except ValueError:  # oauthlib's word for a malformed header or body
             return self.refused("parameter_absent", step="request_token")
@@ -549,11 +583,11 @@ class OAuth1Server:
             return Response(
                 302, headers={"Location": _add_query(found.callback, [("denied", token)])}
             )
-        endpoints = self._endpoints_()
+        endpoints = self._oauthlib()
         endpoint = endpoints.authorize_pin if found.callback == "oob" else endpoints.authorize
         try:
-            headers, body, status = endpoint.create_authorization_response(
-                **self._oauthlib_args(request), realms=[]
+            headers, body, status = self._verify(
+                endpoint.create_authorization_response, request, realms=[]
             )
         except (endpoints.error, ValueError):
             return _page(400, title, "<p>The request token for this page is invalid.</p>")
@@ -578,10 +612,10 @@ class OAuth1Server:
     def access_token(self, request: Request) -> Response:
         if self._stale(request):
             return self.refused("timestamp_refused", step="access_token")
-        endpoints = self._endpoints_()
+        endpoints = self._oauthlib()
         try:
-            _, body, status = endpoints.access_token.create_access_token_response(
-                **self._oauthlib_args(request)
+            _, body, status = self._verify(
+                endpoints.access_token.create_access_token_response, request
             )
         except ValueError:
             return self.refused("parameter_absent", step="access_token")
@@ -604,10 +638,10 @@ class OAuth1Server:
         def answer(request: Request) -> Response:
             if self._stale(request):
                 return self.refused("timestamp_refused", step="resource")
-            endpoints = self._endpoints_()
+            endpoints = self._oauthlib()
             try:
-                valid, checked = endpoints.resource.validate_protected_resource_request(
-                    **self._oauthlib_args(request), realms=[]
+                valid, checked = self._verify(
+                    endpoints.resource.validate_protected_resource_request, request, realms=[]
                 )
             except ValueError:
                 return self.refused("parameter_absent", step="resource")
