@@ -181,6 +181,10 @@ def test_provider_exports_its_endpoints(lp: LocalProvider) -> None:
     assert urls["request_token"] == lp.url + "/oauth1/request_token"
     assert lp.oauth1_consumer_key == DEMO_OAUTH1_CONSUMER_KEY
     assert lp.oauth1_consumer_secret == DEMO_OAUTH1_CONSUMER_SECRET
+    assert lp.oauth1_environ() == {
+        "LOCAL_OAUTH1_CLIENT_ID": DEMO_OAUTH1_CONSUMER_KEY,
+        "LOCAL_OAUTH1_CLIENT_SECRET": DEMO_OAUTH1_CONSUMER_SECRET,
+    }
     toml = lp.oauth1_config_toml()
     assert 'protocol = "oauth1"' in toml and urls["access_token"] in toml
 

@@ -207,8 +207,10 @@ def test_a_pin_typed_wrong_then_right(lp: LocalProvider) -> None:
 def test_request_token_used_twice(lp: LocalProvider) -> None:
     token, secret = request_token(lp)
     pin = pin_of(authorize(lp, token))
+    before = lp.count("/oauth/access_token")
     assert access_token(lp, token, secret, pin).status_code == 200
     again = access_token(lp, token, secret, pin)
+    assert lp.count("/oauth/access_token") == before + 2
     assert again.status_code == 401
     assert again.text == "Error processing your OAuth request: Invalid request token"
 
@@ -217,6 +219,16 @@ def test_request_token_without_approval(lp: LocalProvider) -> None:
     token, secret = request_token(lp)
     answer = access_token(lp, token, secret, "1234567")
     assert answer.status_code == 401 and "Invalid request token" in answer.text
+
+
+def test_an_expired_request_token(own: LocalProvider) -> None:
+    token, secret = request_token(own)
+    pin = pin_of(authorize(own, token))
+    own.oauth1_request_token_lifetime = 0
+    answer = access_token(own, token, secret, pin)
+    assert answer.status_code == 401 and answer.text.endswith("Invalid request token")
+    later, _ = request_token(own)
+    assert authorize(own, later).status_code == 400
 
 
 def test_authorize_page_refuses_a_used_request_token(lp: LocalProvider) -> None:
