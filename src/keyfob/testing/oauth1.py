@@ -33,7 +33,6 @@ import contextlib
 import hmac
 import html
 import importlib
-import logging
 import secrets
 import string
 import threading
@@ -102,12 +101,16 @@ _OAUTHLIB_LOGGERS = (
 _verifying = threading.local()
 
 
-class _WhileVerifying(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+class _WhileVerifying:
+    """A logging filter (any object with ``filter`` is one): logging is imported late."""
+
+    def filter(self, record: object) -> bool:
         return not getattr(_verifying, "on", False)
 
 
 def _silence_oauthlib() -> None:
+    import logging
+
     for name in _OAUTHLIB_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WhileVerifying) for f in logger.filters):
