@@ -98,13 +98,26 @@ def load_client_cert(
         if b"PRIVATE KEY-----" not in key_data:
             raise _not_pem(cert.key, key_setting, "a private key")
         password = _passphrase(key_data, cert.key, key_setting, CLIENT_KEY_PASSWORD, env)
+        if password is not None:  # OpenSSL says only "PEM lib" for a wrong passphrase
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            try:
+                load_pem_private_key(key_data, password.encode())
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    f"{key_setting}: the key {cert.key} cannot be decrypted with "
+                    f"{CLIENT_KEY_PASSWORD}",
+                    hint=f"check {CLIENT_KEY_PASSWORD}",
+                ) from None
+            except Exception:  # noqa: S110 - a kind of key cryptography lacks: OpenSSL may load it
+                pass
         # The key is loaded from the descriptor that was checked, not by its name again.
         key_path = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else cert.key
         try:
             # A callable, always: with none, OpenSSL would prompt on the terminal.
             ctx.load_cert_chain(cert.cert, key_path, password=lambda: password or "")
         except ssl.SSLError as exc:
-            raise _tls_load_error(exc, cert, key_setting, password is not None) from None
+            raise _tls_load_error(exc, cert, key_setting) from None
         except OSError as exc:
             raise ConfigError(
                 f"{cert.setting} client_cert: cannot read {cert.cert}: {exc.strerror}",
@@ -114,20 +127,13 @@ def load_client_cert(
         os.close(fd)
 
 
-def _tls_load_error(
-    exc: ssl.SSLError, cert: ClientCert, key_setting: str, had_password: bool
-) -> ConfigError:
+def _tls_load_error(exc: ssl.SSLError, cert: ClientCert, key_setting: str) -> ConfigError:
     reason = str(getattr(exc, "reason", "") or "")
     if "MISMATCH" in reason:
         return ConfigError(
             f"{key_setting}: the key {cert.key} does not match the certificate {cert.cert}",
             hint="give the key the certificate was issued for (openssl x509 -noout -pubkey "
             "and openssl pkey -pubout print the same for a pair)",
-        )
-    if had_password and ("DECRYPT" in reason or "BAD_PASSWORD" in reason):
-        return ConfigError(
-            f"{key_setting}: the key {cert.key} cannot be decrypted with {CLIENT_KEY_PASSWORD}",
-            hint=f"check {CLIENT_KEY_PASSWORD}",
         )
     return ConfigError(
         f"{cert.setting} client_cert: cannot load {cert} ({reason or 'not a certificate and key'})",
@@ -315,6 +321,7 @@ def attach(p: Provider, flow: Flow[T], clock: Callable[[], float] | None = None)
 
 
 def _attached(p: Provider, flow: Flow[T], clock: Callable[[], float] | None) -> Flow[T]:
+    from keyfob.errors import InvalidCredentials
     from keyfob.flow import HttpRequest
 
     try:
@@ -332,8 +339,28 @@ def _attached(p: Provider, flow: Flow[T], clock: Callable[[], float] | None) -> 
                 effect = flow.send(reply)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    except InvalidCredentials as exc:
+        if exc.error == "invalid_client" and not exc.hint:
+            exc.hint = _refused_hint(p)
+        raise
     finally:
         flow.close()
+
+
+def _refused_hint(p: Provider) -> str:
+    """What to check when the server refuses a client that has no secret to get wrong."""
+    section = f"[providers.{p.name}]"
+    if p.client_auth == "private_key_jwt" and p.signing_key is not None:
+        return (
+            f"check private_key and key_id in {section}: the server must know the public "
+            "half of that key, under that kid"
+        )
+    if p.client_auth == "tls_client_auth" and p.client_cert is not None:
+        return (
+            f"check that {p.client_cert.cert} is the certificate the server has registered "
+            "for the client, issued by a CA it trusts"
+        )
+    return ""
 
 
 def _prepared(p: Provider, request: HttpRequest, clock: Callable[[], float] | None) -> HttpRequest:

@@ -633,8 +633,12 @@ def _tls_refusal(exc: BaseException, cert: ClientCert | None) -> tuple[str, str]
     import ssl
 
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__ or cause.__context__
+    for _ in range(20):  # requests and urllib3 keep the cause in args and .reason too
+        if cause is None or isinstance(cause, ssl.SSLError):
+            break
+        inner = [cause.__cause__, cause.__context__, getattr(cause, "reason", None)]
+        inner += list(cause.args[:1])
+        cause = next((e for e in inner if isinstance(e, BaseException)), None)
     reason = str(getattr(cause, "reason", "") or "")
     if cause is None or "ALERT" not in reason or not reason.endswith(_CERT_ALERTS):
         return None
