@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import ssl
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import keyfob
 from keyfob import clientauth, wiring
@@ -719,3 +723,70 @@ def test_a_subprocess_run_leaves_no_key_behind_in_debug_output(
     assert done.returncode == 0, done.stderr
     planted.add(done.stdout.strip())
     assert "DEBUG" in done.stderr or "debug" in done.stderr.lower()
+
+
+@pytest.mark.parametrize("setting", ["client_cert", "private_key"])
+def test_a_fifo_in_place_of_a_file_is_refused_not_waited_on(
+    home: Path, pk: Lab, pki: Pki, tmp_path: Path, setting: str
+) -> None:
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo, 0o600)
+    table = pkjwt_table(pk, pki, **{setting: str(fifo)})
+    configure(home, {"ca_bundle": str(pki.ca)}, pk=table)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as refused:
+        keyfob.get_token("pk")
+    assert time.monotonic() - started < 5
+    assert f"[providers.pk] {setting}: {fifo} is not a plain file" in refused.value.message
+
+
+_VALUE = st.one_of(
+    st.text(max_size=40),
+    st.integers(),
+    st.booleans(),
+    st.lists(st.text(max_size=5), max_size=2),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    auth=st.sampled_from(["private_key_jwt", "tls_client_auth", "client_secret_basic", "x"]),
+    values=st.dictionaries(
+        st.sampled_from(["client_cert", "client_key", "private_key", "key_id", "signing_alg"]),
+        _VALUE,
+        max_size=5,
+    ),
+    http=st.dictionaries(st.sampled_from(["client_cert", "client_key", "ca_bundle"]), _VALUE),
+)
+def test_any_client_auth_table_is_read_or_refused_with_a_config_error(
+    auth: str, values: dict[str, Any], http: dict[str, Any]
+) -> None:
+    """Whatever config.toml holds for these keys: providers, or a ConfigError."""
+    from keyfob.config import load
+    from keyfob.provider import registry
+
+    table = {"token_url": "https://auth.example.test/token", "client_auth": auth, **values}
+    folder = Path(tempfile.mkdtemp())
+    try:
+        text = tomli_w_dumps({"http": http, "providers": {"pk": table}})
+        (folder / "config.toml").write_text(text)
+        (folder / "config.toml").chmod(0o600)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("KEYFOB_CONFIG", str(folder / "config.toml"))
+            try:
+                found = registry(load({}))
+            except ConfigError as exc:
+                assert exc.message and "\n" not in exc.message
+            else:
+                assert "pk" in found
+    finally:
+        shutil.rmtree(folder)
+
+
+def tomli_w_dumps(data: dict[str, Any]) -> str:
+    """TOML for the few shapes the property test makes (JSON strings are TOML strings)."""
+    lines = []
+    for section, table in (("http", data["http"]), ("providers.pk", data["providers"]["pk"])):
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"

@@ -239,10 +239,7 @@ def _open_key(path: str, setting: str) -> tuple[int, bytes]:
     descriptor and the bytes."""
     from keyfob import _paths
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _unreadable(path, setting, exc) from None
+    fd = _open(path, setting)
     try:
         st = os.fstat(fd)
         problem = _paths.unsafe_file(st, path)
@@ -262,16 +259,32 @@ def _open_key(path: str, setting: str) -> tuple[int, bytes]:
     return fd, data
 
 
+def _open(path: str, setting: str) -> int:
+    """Open ``path`` for reading; a FIFO or a device is refused, never waited on."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise _unreadable(path, setting, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{setting}: {path} is not a plain file", hint=f"fix {setting}")
+    return fd
+
+
 def _read(path: str, setting: str, *, private: bool = False) -> bytes:
     if private:
         fd, data = _open_key(path, setting)
         os.close(fd)
         return data
+    fd = _open(path, setting)
     try:
-        with open(path, "rb") as fh:
-            return fh.read(_MAX_KEY_FILE + 1)
+        return os.read(fd, _MAX_KEY_FILE + 1)
     except OSError as exc:
         raise _unreadable(path, setting, exc) from None
+    finally:
+        os.close(fd)
 
 
 def _unreadable(path: str, setting: str, exc: OSError) -> ConfigError:
