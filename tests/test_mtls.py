@@ -17,6 +17,7 @@ import os
 import shutil
 import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,11 +37,19 @@ from keyfob import clientauth, wiring
 from keyfob.clientauth import ClientCert, SigningKey
 from keyfob.config import HttpSettings
 from keyfob.errors import ConfigError, InvalidCredentials, TransportError
-from keyfob.flow import HttpRequest, HttpResponse
+from keyfob.flow import HttpRequest, HttpResponse, ShowCode
 from keyfob.provider import oauth2
 from keyfob.provider.base import Provider
 from keyfob.secretstore import Credentials
-from test_oidc_provider import CLIENT, SECRET, Lab, Seen, one_line_error, running_provider
+from test_oidc_provider import (
+    CLIENT,
+    SECRET,
+    DevUser,
+    Lab,
+    Seen,
+    one_line_error,
+    running_provider,
+)
 
 PKJWT_CLIENT = "lab-pkjwt"
 MTLS_CLIENT = "lab-mtls"
@@ -129,7 +138,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [{**public[k], "kid": KEYS[k], "use": "sig"} for k in KEYS]},
             "application_type": "native",
-            "grant_types": ["client_credentials", "authorization_code", "refresh_token"],
+            "grant_types": [
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+            ],
             "response_types": ["code"],
             "redirect_uris": ["http://127.0.0.1/callback"],
         },
@@ -310,6 +324,45 @@ def test_private_key_jwt_refreshes_and_revokes_with_fresh_assertions(
         {"client_id": PKJWT_CLIENT, "assertion": True, "status": 200},
     ]
     assert tls_lab.introspect(token.access_token)["active"] is False
+
+
+class Approver:
+    """The person of a device login: approves the code in the lab's device page."""
+
+    def __init__(self, context: ssl.SSLContext | None) -> None:
+        self.context = context
+        self.thread: threading.Thread | None = None
+
+    def show_code(self, code: ShowCode) -> None:
+        user = DevUser(login="bob", context=self.context)
+        self.thread = threading.Thread(
+            target=user.approve_device, args=(code.verification_uri_complete,)
+        )
+        self.thread.start()
+
+    def sleep(self, seconds: float, until: float | None) -> None:
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+
+def test_private_key_jwt_device_login_signs_every_poll(
+    home: Path, pk: Lab, pki: Pki, planted: Seen
+) -> None:
+    table = pkjwt_table(pk, pki, scope="openid offline_access")
+    configure(home, {"ca_bundle": str(pki.ca)}, pk=table)
+    before = len(pk.token_requests())
+    token = keyfob.login("pk", flow="device", person=Approver(pk.context))  # type: ignore[arg-type]
+    planted.add(token.access_token, token.refresh_token)
+    polls = pk.token_requests()[before:]
+    assert polls and {p["grant_type"] for p in polls} == {
+        "urn:ietf:params:oauth:grant-type:device_code"
+    }
+    assert all(p["assertion"] and p["auth_method"] == "private_key_jwt" for p in polls)
+    assert polls[-1]["status"] == 200
+    assert pk.introspect(token.access_token)["active"] is True
 
 
 @pytest.mark.parametrize(

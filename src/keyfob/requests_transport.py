@@ -119,6 +119,8 @@ class RequestsTransport(Transport):
                 context = ssl_context(self.settings, cert)
                 if context is not None:
                     session.mount("https://", _TLSAdapter(context))
+                if self.settings.ca_bundle:  # else requests adds certifi's CAs to the context
+                    session.verify = self.settings.ca_bundle
                 self._sessions[cert] = session
         return self._sessions[cert]
 
