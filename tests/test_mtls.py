@@ -736,6 +736,15 @@ def test_misspelt_keys_get_a_did_you_mean(
     assert "did you mean `key_id`?" in text
 
 
+def test_a_private_key_without_private_key_jwt_is_warned_about(
+    home: Path, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = {"token_url": "https://auth.example.test/token", "private_key": str(pki.keys["rsa"])}
+    configure(home, pk=table)
+    keyfob.providers()
+    assert 'private_key is used only with client_auth = "private_key_jwt"' in caplog.text
+
+
 @pytest.mark.parametrize(
     ("http", "table", "words"),
     [

@@ -148,6 +148,12 @@ def _client_auth(p: Provider, table: Mapping[str, Any], settings: Settings) -> P
     cert = client_cert(files, section, path)
     if cert is not None:
         values["client_cert"] = cert
+    if p.client_auth != "private_key_jwt" and "private_key" in files:
+        log.warning(
+            '%s: %s private_key is used only with client_auth = "private_key_jwt"; ignored',
+            path,
+            section,
+        )
     if p.client_auth == "private_key_jwt":
         if "private_key" not in files:
             raise ConfigError(
