@@ -22,6 +22,7 @@ import secrets
 import selectors
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -73,12 +74,14 @@ class Lab:
     """A running provider.mjs, and what a test needs of it besides keyfob."""
 
     issuer: str
+    #: the TLS context to reach an https:// lab with (its CA, a client certificate)
+    context: ssl.SSLContext | None = None
 
     def post(self, path: str, form: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
         body = urllib.parse.urlencode(form).encode()
         request = urllib.request.Request(self.issuer + path, body, headers)
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
                 data = response.read()
         except urllib.error.HTTPError as exc:
             data = exc.read()
@@ -94,11 +97,20 @@ class Lab:
         self.post("/token/revocation", form, {"Authorization": _basic(CLIENT, SECRET)})
 
     def token_requests(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.issuer + "/lab/token-requests", timeout=10) as r:
+        return self._get("/lab/token-requests")
+
+    def revocations(self) -> list[dict[str, Any]]:
+        return self._get("/lab/revocations")
+
+    def _get(self, path: str) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.issuer + path, timeout=10, context=self.context) as r:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
-    def authorization_code(self, client_id: str, client_secret: str | None) -> dict[str, Any]:
-        """Log in as alice and consent (DevUser), then exchange the code, PKCE S256."""
+    def authorization_code(
+        self, client_id: str, client_secret: str | None, extra: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Log in as alice and consent (DevUser), then exchange the code, PKCE S256;
+        ``extra`` goes into the token request (a client assertion)."""
         verifier = secrets.token_urlsafe(48)
         digest = hashlib.sha256(verifier.encode()).digest()
         challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -115,7 +127,8 @@ class Lab:
                 "code_challenge_method": "S256",
             }
         )
-        callback = DevUser().authorize(f"{self.issuer}/auth?{query}", stop_at=REDIRECT_URI)
+        user = DevUser(context=self.context)
+        callback = user.authorize(f"{self.issuer}/auth?{query}", stop_at=REDIRECT_URI)
         answer = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
         assert answer["state"] == state, answer
         form = {
@@ -129,6 +142,7 @@ class Lab:
             headers["Authorization"] = _basic(client_id, client_secret)
         else:
             form["client_id"] = client_id
+        form.update(extra or {})
         tokens = self.post("/token", form, headers)
         assert "refresh_token" in tokens, tokens
         return tokens
@@ -174,7 +188,7 @@ def _read_issuer(proc: subprocess.Popen[str], log: Path) -> str:
                 line = proc.stdout.readline()
                 if not line:
                     break  # node exited
-                found = re.search(r"\bhttp://127\.0\.0\.1:\d+\b", line)
+                found = re.search(r"\bhttps?://127\.0\.0\.1:\d+\b", line)
                 if found:
                     return found.group(0)
     stop(proc)

@@ -15,6 +15,7 @@ from typing import Any
 
 from keyfob.broker import Broker, describe_expiry
 from keyfob.cache import Entry, Key
+from keyfob.clientauth import attach
 from keyfob.errors import (
     ConfigError,
     CredentialsMissing,
@@ -187,7 +188,7 @@ class Accounts:
                 check = p.kind.check if names == ("token",) else None
                 flow_ = check(b.resolved(p), token) if check is not None else None
                 if flow_ is not None:  # a pasted token: is it one at all?
-                    b.transport.run(flow_)
+                    b.transport.run(attach(p, flow_))
             except InvalidCredentials as exc:
                 raise _refused(p, flow, key[1], exc) from None
             self._keep(p, key, names, creds)
@@ -243,16 +244,14 @@ class Accounts:
             person = Terminal()
         # The person may take minutes: no lock is held meanwhile, only to save.
         token: Token = b.transport.run(
-            kind.interactive(
+            attach(
                 resolved,
-                creds,
-                flow,
-                clock=b.clock,
-                timeout=timeout,
+                kind.interactive(resolved, creds, flow, clock=b.clock, timeout=timeout),
             ),
             person,
         )
-        named = b.transport.run(kind.identify(resolved, token)) if kind.identify else {}
+        identify = kind.identify
+        named = b.transport.run(attach(resolved, identify(resolved, token))) if identify else {}
         for name, value in named.items():
             if name not in creds:
                 creds.add(name, value, "login")
@@ -300,13 +299,14 @@ class Accounts:
         """Revoke the cached token at the server; whether a revocation was sent."""
         b = self.broker
         creds = b.credentials(p, key[1], {})
-        flow = p.kind.revoke(b.resolved(p), entry.token, creds)
+        resolved = b.resolved(p)
+        flow = p.kind.revoke(resolved, entry.token, creds)
         if flow is None:
             b.warn_once(f"{p.name} cannot revoke tokens at the server; forgetting them here only")
             return False
         # A refusal: the server no longer knows the token, as good as revoked.
         with contextlib.suppress(InvalidCredentials):
-            b.transport.run(flow)
+            b.transport.run(attach(resolved, flow))
         return True
 
     # -- status ------------------------------------------------------------------

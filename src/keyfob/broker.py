@@ -22,6 +22,7 @@ from keyfob._identity import STORE_TRUST, Identity
 from keyfob.cache import Entry, Key
 from keyfob.cache.base import Cache
 from keyfob.cache.opening import cache_opener
+from keyfob.clientauth import attach
 from keyfob.errors import (
     ConfigError,
     CredentialsMissing,
@@ -170,7 +171,7 @@ class Broker:
         key = (p.name, p.grant)
         if key not in self._resolved:
             flow = p.kind.resolve(p) if p.kind.resolve is not None else None
-            self._resolved[key] = (yield from flow) if flow is not None else p
+            self._resolved[key] = (yield from attach(p, flow)) if flow is not None else p
         return self._resolved[key]
 
     def credentials(
@@ -409,7 +410,7 @@ class Broker:
             flow = kind.renew(p, old, creds, now)
             if flow is not None:
                 try:
-                    token: Token = yield from flow
+                    token: Token = yield from attach(p, flow)
                 except InvalidCredentials as exc:
                     log.info("%s: renewing refused (%s); getting a new token", p.name, exc.error)
                     refused = exc
@@ -426,7 +427,7 @@ class Broker:
                     return token
         self.require(p, key[1], creds)
         try:
-            token = yield from kind.acquire(p, creds, now)
+            token = yield from attach(p, kind.acquire(p, creds, now))
             if (
                 refused is not None
                 and old is not None
@@ -440,7 +441,7 @@ class Broker:
             if token.state(self.clock(), p.leeway) is not TokenState.FRESH:
                 flow = kind.renew(p, token, creds, now)
                 if flow is not None:  # a personal token in its last tenth: refresh it now
-                    token = yield from flow
+                    token = yield from attach(p, flow)
                     self._supersede(p, key, creds, token)
         except KeyfobError as exc:
             raise self._hinted(p, exc, key[1]) from None

@@ -80,6 +80,14 @@ def providers() -> None:
         origin = "built-in" if p.builtin else "config.toml"
         click.echo(f"{name:<14} {p.grant:<18} {origin:<11} {p.description or ''}")
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
+        auth = [f"client auth: {p.client_auth}"] if p.kind.client[0] in p.secrets else []
+        if auth and p.signing_key is not None:
+            kid = f", kid {p.signing_key.key_id}" if p.signing_key.key_id else ""
+            auth[0] += f" (key {p.signing_key.path}{kid})"
+        if p.client_cert is not None:
+            auth.append(f"client certificate: {p.client_cert}")
+        if auth:
+            click.echo(f"{'':<14} {'; '.join(auth)}")
 
 
 _FLOW_HELP = "How to log in (default: the provider's own way; `keyfob providers` lists them): " + (

@@ -10,10 +10,13 @@ import tomllib
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyfob import _paths
 from keyfob.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keyfob.clientauth import ClientCert
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class HttpSettings:
     timeout: float = 30.0
     retries: int = 3
     max_wait: float = 60.0
+    #: [http] client_cert / client_key: every provider's, unless its table names its own
+    client_cert: ClientCert | None = None
+    #: [http] ca_bundle: the CAs to trust instead of the default ones
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ HTTP_RANGES: Mapping[str, tuple[float, float]] = {
 #: [limits] key -> its range
 LIMIT_RANGES: Mapping[str, tuple[float, float]] = {"max_wait": (0.0, 86400.0), "retries": (0, 20)}
 _ABOVE_ZERO = frozenset({"connect_timeout", "timeout"})
+#: [http] keys that name a file
+HTTP_FILES = ("client_cert", "client_key", "ca_bundle")
+HTTP_KEYS = (*HTTP_RANGES, *HTTP_FILES)
 
 log = logging.getLogger("keyfob")
 
@@ -132,9 +142,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     for name in cache:
         if name not in CACHE_KEYS:
             warn_unknown(path, f"key `{name}` in [cache]", name, CACHE_KEYS)
-    for name in [n for n in http if n not in HTTP_RANGES]:
-        warn_unknown(path, f"key `{name}` in [http]", name, tuple(HTTP_RANGES))
+    for name in [n for n in http if n not in HTTP_KEYS]:
+        warn_unknown(path, f"key `{name}` in [http]", name, HTTP_KEYS)
         http = {k: v for k, v in http.items() if k != name}
+    files = {k: file_setting(http[k], f"[http] {k}", path) for k in HTTP_FILES if k in http}
+    http = {k: v for k, v in http.items() if k not in HTTP_FILES}
     limits = _table(data, "limits", path)
     for name in [n for n in limits if n not in LIMIT_RANGES]:
         warn_unknown(path, f"key `{name}` in [limits]", name, tuple(LIMIT_RANGES))
@@ -158,6 +170,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         timeout=values.get("timeout", defaults.timeout),
         retries=int(values.get("retries", defaults.retries)),
         max_wait=values.get("max_wait", defaults.max_wait),
+        client_cert=client_cert(files, "[http]", path),
+        ca_bundle=files.get("ca_bundle"),
     )
     return Settings(
         path=path,
@@ -170,6 +184,33 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             retries=int(limit_values.get("retries", LimitSettings.retries)),
         ),
     )
+
+
+def file_setting(value: object, name: str, path: str) -> str:
+    """A file a setting names: ``~`` expanded, a relative path taken from the folder of
+    config.toml. The file itself is checked when first used."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{path}: {name} must be the path of a file", hint=f"fix {name} in {path}"
+        )
+    value = os.path.expanduser(value.strip())
+    return os.path.join(os.path.dirname(os.path.abspath(path)), value)
+
+
+def client_cert(files: Mapping[str, str], setting: str, path: str) -> ClientCert | None:
+    """The ``client_cert`` / ``client_key`` pair of a table; a key alone is an error, a
+    certificate alone holds its key too (as curl's ``--cert``)."""
+    from keyfob.clientauth import ClientCert
+
+    if "client_cert" not in files:
+        if "client_key" in files:
+            raise ConfigError(
+                f"{path}: {setting} has client_key but no client_cert",
+                hint=f"add client_cert (the certificate of that key) to {setting}",
+            )
+        return None
+    cert = files["client_cert"]
+    return ClientCert(cert, files.get("client_key", cert), setting)
 
 
 def _table(data: Mapping[str, Any], name: str, path: str) -> Mapping[str, Any]:

@@ -21,10 +21,13 @@ import json
 import urllib.parse
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from keyfob.config import safe_url
 from keyfob.errors import ProviderError
+
+if TYPE_CHECKING:
+    from keyfob.clientauth import ClientCert
 
 T = TypeVar("T")
 
@@ -40,6 +43,11 @@ class HttpRequest:
     basic: tuple[str, str] | None = field(default=None, repr=False)
     #: secret values to scrub from anything the server sends back into a message
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: the client certificate to present (mutual TLS); None: the transport's default
+    cert: ClientCert | None = None
+    #: how the request authenticates the client, where that is completed as it is
+    #: sent (``private_key_jwt``: a fresh assertion, see ``keyfob.clientauth``)
+    client_auth: str = ""
 
 
 @dataclass(frozen=True)

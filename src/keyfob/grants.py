@@ -271,7 +271,11 @@ def token_request(
     secrets: tuple[str, ...] = (),
     what: str = "the token endpoint",
 ) -> HttpRequest:
-    """A POST to a token-like endpoint with client authentication (RFC 6749 §2.3)."""
+    """A POST to a token-like endpoint with client authentication (RFC 6749 §2.3).
+
+    ``private_key_jwt`` and ``tls_client_auth`` send the client id alone here: the
+    assertion is signed as the request is sent (``keyfob.clientauth.attach``), the
+    client certificate is presented by the transport."""
     form = {k: v for k, v in params.items() if v is not None}
     basic = None
     if client_id and client_secret and client_auth == "client_secret_basic":
@@ -284,14 +288,22 @@ def token_request(
     all_secrets = tuple(s for s in (*secrets, client_secret, *secret_values) if s)
     if basic is not None:  # the Basic header's base64, as a server may echo it
         all_secrets += (basic_auth(*basic).partition(" ")[2],)
-    return HttpRequest("POST", url, what, form=form, basic=basic, secrets=all_secrets)
+    return HttpRequest(
+        "POST",
+        url,
+        what,
+        form=form,
+        basic=basic,
+        secrets=all_secrets,
+        client_auth=client_auth if client_id else "",
+    )
 
 
 def client_credentials(
     url: str,
     *,
     client_id: str,
-    client_secret: str,
+    client_secret: str | None,
     client_auth: str = "client_secret_basic",
     scope: str | None = None,
     now: float,

@@ -36,6 +36,7 @@ from requests import HTTPError
 
 from keyfob import wiring
 from keyfob.broker import Broker
+from keyfob.clientauth import attach
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError, StorageError
 from keyfob.flow import HttpRequest, Person, ShowCode
 from keyfob.provider import inaturalist as kind
@@ -119,7 +120,7 @@ def _oauth_token(b: Broker, credentials: dict[str, str]) -> str:
             hint="give username, password, app_id and app_secret",
         )
     grant = p.kind.acquire(kind.without_jwt(p), creds, b.clock())
-    return b.transport.run(grant).access_token
+    return b.transport.run(attach(p, grant)).access_token
 
 
 def validate_token(access_token: str) -> bool:

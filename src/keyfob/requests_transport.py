@@ -19,13 +19,24 @@ imports ``requests``: only the code that uses the driver does.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from keyfob.errors import TransportError
 from keyfob.flow import HttpRequest, HttpResponse
-from keyfob.transport import USER_AGENT, Failures, Transport, _Attempt, _attempts, _Received
+from keyfob.transport import (
+    USER_AGENT,
+    Failures,
+    Transport,
+    _Attempt,
+    _attempts,
+    _Received,
+    ssl_context,
+)
+
+if TYPE_CHECKING:
+    from keyfob.clientauth import ClientCert
 
 __all__ = [
     "ConnectTimedOut",
@@ -92,19 +103,26 @@ class RequestsTransport(Transport):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._session: requests.Session | None = None
+        #: one session per client certificate (None: none), as the httpx clients
+        self._sessions: dict[ClientCert | None, requests.Session] = {}
 
-    def _requests(self) -> requests.Session:
-        if self._session is not None:
-            return self._session
+    def _requests(self, cert: ClientCert | None = None) -> requests.Session:
+        session = self._sessions.get(cert)
+        if session is not None:
+            return session
         with self._client_lock:
-            if self._session is None:
+            if cert not in self._sessions:
                 session = requests.Session()
                 # As the httpx client: no proxies, netrc or CA bundles from the environment.
                 session.trust_env = False
                 session.headers["User-Agent"] = USER_AGENT
-                self._session = session
-        return self._session
+                context = ssl_context(self.settings, cert)
+                if context is not None:
+                    session.mount("https://", _TLSAdapter(context))
+                if self.settings.ca_bundle:  # else requests adds certifi's CAs to the context
+                    session.verify = self.settings.ca_bundle
+                self._sessions[cert] = session
+        return self._sessions[cert]
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the shared policy, on ``requests``."""
@@ -117,7 +135,7 @@ class RequestsTransport(Transport):
         requests hands over no socket before the answer, so a server that drips its
         status line and headers is bounded by the read timeout per byte only."""
         read = step.read_timeout()
-        raw = self._requests().request(
+        raw = self._requests(step.cert).request(
             step.method,
             step.url,
             data=step.form,
@@ -139,6 +157,20 @@ class RequestsTransport(Transport):
 
     def close(self) -> None:
         super().close()
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        with self._client_lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+
+class _TLSAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections use keyfob's TLS context (a client certificate,
+    ``[http] ca_bundle``)."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)

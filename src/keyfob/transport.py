@@ -56,6 +56,9 @@ from keyfob.flow import (
 
 if TYPE_CHECKING:
     import asyncio
+    import ssl
+
+    from keyfob.clientauth import ClientCert
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
@@ -126,6 +129,8 @@ class _Attempt:
     deadline: float = float("inf")
     seconds: float = float("inf")
     timeout: float = 30.0
+    #: the client certificate to present (mutual TLS), or None
+    cert: ClientCert | None = None
 
     def reader(self, content_encoding: str | None) -> BodyReader:
         """The body reader of this try's answer: every driver reads the body through it."""
@@ -190,6 +195,7 @@ def _attempts(
     if request.basic:
         headers["Authorization"] = basic_auth(*request.basic)
     where = f"{request.what} ({safe_url(request.url)})"
+    cert = request.cert or settings.client_cert
     seconds = total_deadline(settings.connect_timeout, settings.timeout)
     attempts = settings.retries + 1
     for attempt in range(attempts):
@@ -204,6 +210,7 @@ def _attempts(
             deadline=time.monotonic() + seconds,
             seconds=seconds,
             timeout=settings.timeout,
+            cert=cert,
         )
         try:
             raw = yield wire
@@ -215,7 +222,11 @@ def _attempts(
                 "if it is just slow",
             ) from None
         except failures.network as exc:
-            raise failures.error(exc)(f"cannot reach {where}: {failures.reason(exc)}") from None
+            refused = _tls_refusal(exc, cert)
+            raise failures.error(exc)(
+                f"cannot reach {where}: {refused[0] if refused else failures.reason(exc)}",
+                hint=refused[1] if refused else None,
+            ) from None
         response = HttpResponse(
             raw.status,
             {k.lower(): v for k, v in raw.headers.items()},
@@ -300,17 +311,20 @@ class Transport:
         self._sleep = sleep
         self._asleep = asleep  # None: asyncio.sleep, imported only by the async driver
         self._clock = clock
-        self._client: Any = None
-        self._aclients: dict[asyncio.AbstractEventLoop, Any] = {}
+        #: one client per client certificate (None: none): a broker serves several providers
+        self._clients: dict[ClientCert | None, Any] = {}
+        self._aclients: dict[asyncio.AbstractEventLoop, dict[ClientCert | None, Any]] = {}
         self._arunning: dict[asyncio.AbstractEventLoop, int] = {}  # flows per loop
         # Threads of one broker share the client; two made at once would leak one's sockets.
         self._client_lock = threading.Lock()
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, cert: ClientCert | None = None) -> dict[str, Any]:
         import httpx  # 125 ms: only once a request is really needed
 
         s = self.settings
+        context = ssl_context(s, cert)
         return {
+            **({"verify": context} if context is not None else {}),
             "timeout": httpx.Timeout(s.timeout, connect=s.connect_timeout),
             # no idle connections: each try connects, so its deadline can shut its socket
             "limits": httpx.Limits(max_keepalive_connections=0),
@@ -320,22 +334,24 @@ class Transport:
         }
 
     # ----------------------------------------------------------------------- sync
-    def _http(self) -> Any:
-        if self._client is not None:
-            return self._client
+    def _http(self, cert: ClientCert | None = None) -> Any:
+        client = self._clients.get(cert)
+        if client is not None:
+            return client
         with self._client_lock:
-            if self._client is not None:
-                return self._client
-            import httpx
+            client = self._clients.get(cert)
+            if client is None:
+                import httpx
 
-            self._client = httpx.Client(**self._client_options())
-        return self._client
+                client = self._clients[cert] = httpx.Client(**self._client_options(cert))
+        return client
 
     def close(self) -> None:
-        """Close the sync client (async clients: :meth:`aclose`, in their loop)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the sync clients (async clients: :meth:`aclose`, in their loop)."""
+        with self._client_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def run(self, flow: Flow[T], person: Person | None = None) -> T:
         """Drive ``flow`` to its result; effects that need a person go to ``person``.
@@ -421,7 +437,7 @@ class Transport:
         timer.daemon = True
         timer.start()
         try:
-            with self._http().stream(
+            with self._http(step.cert).stream(
                 step.method,
                 step.url,
                 data=step.form,
@@ -448,28 +464,31 @@ class Transport:
         return httpx.Timeout(read, connect=min(self.settings.connect_timeout, read))
 
     # ----------------------------------------------------------------------- async
-    def _ahttp(self) -> Any:
+    def _ahttp(self, cert: ClientCert | None = None) -> Any:
         import asyncio
 
         loop = asyncio.get_running_loop()
         with self._client_lock:  # held for no await: other threads run other loops
-            client = self._aclients.get(loop)
-            if client is None:
+            clients = self._aclients.get(loop)
+            if clients is None:
                 # A client whose loop has ended can be neither used nor closed any more.
                 for ended in [other for other in self._aclients if other.is_closed()]:
                     del self._aclients[ended]
+                clients = self._aclients[loop] = {}
+            client = clients.get(cert)
+            if client is None:
                 import httpx
 
-                client = self._aclients[loop] = httpx.AsyncClient(**self._client_options())
+                client = clients[cert] = httpx.AsyncClient(**self._client_options(cert))
         return client
 
     async def aclose(self) -> None:
-        """Close the async client of the running event loop, if it has one."""
+        """Close the async clients of the running event loop, if it has any."""
         import asyncio
 
         with self._client_lock:
-            client = self._aclients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+            clients = self._aclients.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
             await client.aclose()
 
     async def _await_sleep(self, seconds: float) -> None:
@@ -552,7 +571,7 @@ class Transport:
 
         try:
             async with asyncio.timeout(step.remaining()):
-                async with self._ahttp().stream(
+                async with self._ahttp(step.cert).stream(
                     step.method,
                     step.url,
                     data=step.form,
@@ -566,6 +585,73 @@ class Transport:
                     return _Received(raw.status_code, raw.headers, reader.finish())
         except TimeoutError:
             raise step.too_late() from None
+
+
+def ssl_context(settings: HttpSettings, cert: ClientCert | None) -> ssl.SSLContext | None:
+    """The TLS context of a client: the CAs to trust (``[http] ca_bundle``, else the
+    client's default) and the client certificate to present; None: the default.
+
+    Made when a client is (the files are then read and checked, see
+    ``keyfob.clientauth``)."""
+    if cert is None and settings.ca_bundle is None:
+        return None
+    import ssl
+
+    import httpx
+
+    if settings.ca_bundle is not None:
+        try:
+            context = ssl.create_default_context(cafile=settings.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"[http] ca_bundle: cannot load {settings.ca_bundle} ({type(exc).__name__})",
+                hint="give a PEM file of CA certificates",
+            ) from None
+    else:
+        context = httpx.create_ssl_context(trust_env=False)
+    if cert is not None:
+        from keyfob.clientauth import load_client_cert
+
+        load_client_cert(context, cert)
+    return context
+
+
+#: TLS alerts a server sends when it wants, or does not take, a client certificate
+_CERT_ALERTS = (
+    "CERTIFICATE_REQUIRED",
+    "HANDSHAKE_FAILURE",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "ACCESS_DENIED",
+)
+
+
+def _tls_refusal(exc: BaseException, cert: ClientCert | None) -> tuple[str, str] | None:
+    """What to say when the server ended the TLS handshake over the client certificate
+    (mutual TLS): the words, and the hint; None for any other failure."""
+    import ssl
+
+    cause: BaseException | None = exc
+    for _ in range(20):  # requests and urllib3 keep the cause in args and .reason too
+        if cause is None or isinstance(cause, ssl.SSLError):
+            break
+        inner = [cause.__cause__, cause.__context__, getattr(cause, "reason", None)]
+        inner += list(cause.args[:1])
+        cause = next((e for e in inner if isinstance(e, BaseException)), None)
+    reason = str(getattr(cause, "reason", "") or "")
+    if cause is None or "ALERT" not in reason or not reason.endswith(_CERT_ALERTS):
+        return None
+    if cert is None:
+        return (
+            "the server ended the TLS handshake: it wants a client certificate (mutual TLS)",
+            "set client_cert and client_key in [providers.NAME] or [http] of config.toml",
+        )
+    return (
+        f"the server ended the TLS handshake: it did not take the client certificate {cert.cert}",
+        "check that the certificate is the one registered with the server and issued by a "
+        "CA it trusts",
+    )
 
 
 def _reason(exc: BaseException) -> str:

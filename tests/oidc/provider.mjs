@@ -19,7 +19,16 @@
 //                            refresh token is issued whenever the client may use refresh_token
 //   DEFAULT_RESOURCE=urn:lab:jwt-api   make that resource the default when no `resource`
 //                            parameter is sent (then every client_credentials token is a JWT)
+//   LAB_CLIENTS=FILE         a JSON list of more client metadata (a private_key_jwt client with
+//                            its public `jwks`, a tls_client_auth client), made by the tests
+//   TLS_CERT, TLS_KEY        PEM files: serve https (the issuer is then https://...), asking
+//                            every client for a certificate (requestCert) and enabling
+//                            tls_client_auth (features.mTLS); TLS_CA: the CA of client certificates
+//   REQUIRE_CLIENT_CERT=1    end the TLS handshake of a client without a certificate of TLS_CA
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import * as oidc from 'oidc-provider';
 
@@ -52,6 +61,17 @@ const GRANTS_ALL = [
   'client_credentials',
   'urn:ietf:params:oauth:grant-type:device_code',
 ];
+
+const TLS = Boolean(process.env.TLS_CERT);
+const MORE_CLIENTS = process.env.LAB_CLIENTS
+  ? JSON.parse(fs.readFileSync(process.env.LAB_CLIENTS, 'utf8')) : [];
+
+// The client certificate of a request, as oidc-provider's features.mTLS wants it (PEM).
+function peerCertificate(ctx) {
+  const peer = ctx.socket?.getPeerCertificate?.();
+  if (!peer || !peer.raw) return undefined;
+  return new crypto.X509Certificate(peer.raw).toString();
+}
 
 const configuration = {
   clients: [
@@ -98,7 +118,13 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
     },
+    ...MORE_CLIENTS,
   ],
+  ...(TLS ? {
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none',
+    ],
+  } : {}),
 
   // Any login is accepted by the built-in dev login form; the account id becomes `sub`.
   async findAccount(ctx, id) {
@@ -138,6 +164,20 @@ const configuration = {
     clientCredentials: { enabled: true },
     deviceFlow: { enabled: true },
     introspection: { enabled: true },
+    ...(TLS ? {
+      mTLS: {
+        enabled: true,
+        tlsClientAuth: true,
+        getCertificate: peerCertificate,
+        certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+        // tls_client_auth_san_dns: one of the certificate's DNS names
+        certificateSubjectMatches: (ctx, property, expected) => {
+          if (property !== 'tls_client_auth_san_dns') return false;
+          const names = (ctx.socket.getPeerCertificate().subjectaltname || '').split(', ');
+          return names.includes(`DNS:${expected}`);
+        },
+      },
+    } : {}),
     revocation: { enabled: true },
     userinfo: { enabled: true },
     resourceIndicators: {
@@ -161,13 +201,23 @@ const configuration = {
 
 // What reached the token endpoint, oldest first (never a secret: no token, no client secret).
 const tokenRequests = [];
+// What reached the revocation endpoint, likewise.
+const revocations = [];
 
 // Listen first so PORT=0 works: the issuer must contain the real port.
-const server = http.createServer();
+const server = TLS
+  ? https.createServer({
+    cert: fs.readFileSync(process.env.TLS_CERT),
+    key: fs.readFileSync(process.env.TLS_KEY),
+    ca: process.env.TLS_CA ? fs.readFileSync(process.env.TLS_CA) : undefined,
+    requestCert: true,
+    rejectUnauthorized: process.env.REQUIRE_CLIENT_CERT === '1',
+  })
+  : http.createServer();
 server.listen(PORT, HOST, () => {
   const t0 = process.hrtime.bigint();
   const { port } = server.address();
-  const issuer = `http://${process.env.ISSUER_HOST || HOST}:${port}`;
+  const issuer = `${TLS ? 'https' : 'http'}://${process.env.ISSUER_HOST || HOST}:${port}`;
   const provider = new oidc.Provider(issuer, configuration);
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   provider.on('grant.error', (ctx, err) => console.error('grant.error', err.message, err.error_description ?? ''));
@@ -180,6 +230,13 @@ server.listen(PORT, HOST, () => {
         ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
       }
     } finally {
+      if (ctx.method === 'POST' && ctx.path === '/token/revocation') {
+        revocations.push({
+          client_id: ctx.oidc?.client?.clientId ?? null,
+          assertion: Boolean(ctx.oidc?.params?.client_assertion),
+          status: ctx.status,
+        });
+      }
       if (ctx.method === 'POST' && ctx.path === '/token') {
         const params = ctx.oidc?.params ?? {};
         tokenRequests.push({
@@ -187,6 +244,13 @@ server.listen(PORT, HOST, () => {
           client_id: ctx.oidc?.client?.clientId ?? params.client_id ?? null,
           client_auth: basic ? 'basic' : (params.client_secret ? 'post' : 'none'),
           status: ctx.status,
+          // over https: the client's registered method (private_key_jwt, tls_client_auth),
+          // whether it sent an assertion, and whether it presented a certificate
+          ...(TLS ? {
+            auth_method: ctx.oidc?.client?.clientAuthMethod ?? null,
+            assertion: Boolean(params.client_assertion),
+            client_cert: Boolean(peerCertificate(ctx)),
+          } : {}),
         });
       }
     }
@@ -196,6 +260,11 @@ server.listen(PORT, HOST, () => {
     if (req.method === 'GET' && req.url === '/lab/token-requests') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(tokenRequests));
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/lab/revocations') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(revocations));
       return;
     }
     callback(req, res);

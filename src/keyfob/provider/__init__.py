@@ -48,6 +48,9 @@ ENDPOINTS = (
     "refresh_url",
     "api_url",
 )
+#: client authentication without a secret (keyfob.clientauth): files, and the key's id
+CLIENT_FILES = ("client_cert", "client_key", "private_key")
+CLIENT_KEYS = (*CLIENT_FILES, "key_id", "signing_alg")
 SETTINGS = (
     *ENDPOINTS,
     "issuer",
@@ -59,6 +62,7 @@ SETTINGS = (
     "leeway",
     "description",
     "rate_limits",
+    *CLIENT_KEYS,
 )
 GRANTS = (
     "client_credentials",
@@ -68,7 +72,13 @@ GRANTS = (
     "authorization_code",
     "device_code",
 )
-CLIENT_AUTHS = ("client_secret_basic", "client_secret_post", "none")
+CLIENT_AUTHS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+    "private_key_jwt",  # RFC 7523 §2.2: a signed assertion, no secret
+    "tls_client_auth",  # RFC 8705 §2.1.1: the client certificate, no secret
+)
 
 BUILTINS: dict[str, Provider] = {
     p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
@@ -103,6 +113,7 @@ def registry(settings: Settings) -> dict[str, Provider]:
                 )
                 continue
         p = _configure(known.get(name), name, table, settings.path)
+        p = _client_auth(p, table, settings)
         if name not in BUILTINS and "env_prefix" not in table:
             twin = next((o for o in known.values() if o.env_prefix == p.env_prefix), None)
             if twin is not None:
@@ -112,7 +123,64 @@ def registry(settings: Settings) -> dict[str, Provider]:
                     hint=f"give [providers.{name}] its own env_prefix, or rename it",
                 )
         known[name] = p
+    if settings.http.client_cert is not None:  # [http]'s, for every provider without its own
+        for name, p in known.items():
+            if p.client_cert is None:
+                known[name] = dataclasses.replace(p, client_cert=settings.http.client_cert)
+    for p in known.values():
+        if p.client_auth == "tls_client_auth" and p.client_cert is None:
+            raise ConfigError(
+                f'{settings.path}: [providers.{p.name}] client_auth = "tls_client_auth" needs '
+                "a client certificate, and neither [providers."
+                f"{p.name}] nor [http] has client_cert",
+                hint=f"set client_cert and client_key in [providers.{p.name}] or [http]",
+            )
     return known
+
+
+def _client_auth(p: Provider, table: Mapping[str, Any], settings: Settings) -> Provider:
+    """The provider with its client certificate and signing key (keyfob.clientauth)."""
+    from keyfob.config import client_cert, file_setting
+
+    path, section = settings.path, f"[providers.{p.name}]"
+    files = {k: file_setting(table[k], f"{section} {k}", path) for k in CLIENT_FILES if k in table}
+    values: dict[str, Any] = {}
+    cert = client_cert(files, section, path)
+    if cert is not None:
+        values["client_cert"] = cert
+    if p.client_auth != "private_key_jwt" and "private_key" in files:
+        log.warning(
+            '%s: %s private_key is used only with client_auth = "private_key_jwt"; ignored',
+            path,
+            section,
+        )
+    if p.client_auth == "private_key_jwt":
+        if "private_key" not in files:
+            raise ConfigError(
+                f'{path}: {section} client_auth = "private_key_jwt" needs private_key, the '
+                "PEM file of the key whose public half the server knows",
+                hint=f"add private_key (and key_id, its kid) to {section}",
+            )
+        from keyfob.clientauth import ALGORITHMS, SigningKey
+
+        words = {}
+        for key in ("key_id", "signing_alg"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(
+                    f"{path}: {section} {key} must be a non-empty string",
+                    hint=f"fix {key} in {section}",
+                )
+            words[key] = value.strip() if isinstance(value, str) else None
+        if words["signing_alg"] is not None and words["signing_alg"] not in ALGORITHMS:
+            raise ConfigError(
+                f"{path}: {section} signing_alg must be one of {', '.join(ALGORITHMS)}",
+                hint="or leave it out: the key's kind chooses (RS256, ES256, EdDSA)",
+            )
+        values["signing_key"] = SigningKey(
+            files["private_key"], words["key_id"], words["signing_alg"], section
+        )
+    return dataclasses.replace(p, **values) if values else p
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -148,7 +216,7 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
     for key in table:
         if key not in SETTINGS:
             warn_unknown(path, f"key `{key}` in [providers.{name}]", key, SETTINGS)
-    table = {k: v for k, v in table.items() if k in SETTINGS}
+    table = {k: v for k, v in table.items() if k in SETTINGS and k not in CLIENT_KEYS}
     values: dict[str, Any] = {}
     for key, value in table.items():
         fix = f"fix {key} in [providers.{name}] of {path}"
@@ -204,7 +272,7 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
         name=name,
         kind=oauth2.KIND,
         secrets=oauth2.SECRETS,
-        required=oauth2.REQUIRED[grant],
+        required=oauth2.required(grant, values["client_auth"]),
         identity=oauth2.IDENTITY[grant],
         env=env(prefix, oauth2.SECRETS),
         **values,

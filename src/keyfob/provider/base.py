@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from keyfob.clientauth import ClientCert, SigningKey
     from keyfob.errors import KeyfobError
     from keyfob.flow import Flow, HttpResponse
     from keyfob.secretstore import Credentials
@@ -72,6 +73,10 @@ class Provider:
     #: keyring service of the default account (iNaturalist shares pyinaturalist's)
     keyring_service: str = ""
     builtin: bool = False
+    #: the client certificate of its requests (mutual TLS), from its table or [http]
+    client_cert: ClientCert | None = None
+    #: the key a ``private_key_jwt`` client signs its assertions with
+    signing_key: SigningKey | None = None
 
     def service(self, account: str = "") -> str:
         if account:

@@ -40,6 +40,23 @@ IDENTITY = {
 }
 
 
+def required(grant: str, client_auth: str) -> tuple[str, ...]:
+    """What ``grant`` needs; a client that authenticates without a secret (a key, a
+    certificate: keyfob.clientauth) needs only its id."""
+    from keyfob.clientauth import SECRETLESS
+
+    if client_auth in SECRETLESS:
+        return tuple(n for n in REQUIRED[grant] if n != "client_secret")
+    return REQUIRED[grant]
+
+
+def _client(p: Provider) -> tuple[str, ...]:
+    """The client's secret names a login asks for: the id alone without a secret."""
+    from keyfob.clientauth import SECRETLESS
+
+    return p.kind.client[:1] if p.client_auth in SECRETLESS else p.kind.client
+
+
 def pasted(value: str, now: float, source: str = "the paste") -> Token:
     """A token the person copied from a web page: its expiry is its JWT ``exp``, if any."""
     value = grants.check_token(value.strip(), source)
@@ -47,8 +64,11 @@ def pasted(value: str, now: float, source: str = "the paste") -> Token:
 
 
 def _auth(p: Provider, client_secret: str | None) -> str:
-    """A client without a secret is a public client (PKCE logins): it sends only its id."""
-    return p.client_auth if client_secret else "none"
+    """A client without a secret is a public client (PKCE logins): it sends only its id,
+    unless it authenticates with no secret at all (a key, a certificate)."""
+    from keyfob.clientauth import SECRETLESS
+
+    return p.client_auth if client_secret or p.client_auth in SECRETLESS else "none"
 
 
 def _token_url(p: Provider) -> str:
@@ -120,7 +140,7 @@ def _grant(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
             yield from grants.client_credentials(
                 _token_url(p),
                 client_id=creds.values[id_name],
-                client_secret=creds.values[secret_name],
+                client_secret=creds.get(secret_name),
                 client_auth=p.client_auth,
                 scope=p.scope,
                 now=now,
@@ -278,7 +298,7 @@ def flows(p: Provider) -> tuple[str, ...]:
 
 def login_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
     """The secrets a login flow asks for; ``None``: the provider's own grant."""
-    client = p.kind.client
+    client = _client(p)
     if flow == "paste" or (flow is None and p.grant == "paste"):
         return ("token",)
     if flow in ("browser", "device"):
@@ -300,7 +320,9 @@ def for_flow(p: Provider, flow: str | None) -> Provider:
     grant = FLOW_GRANTS.get(flow or "")
     if grant is None or grant == p.grant:
         return p
-    return dataclasses.replace(p, grant=grant, required=REQUIRED[grant], identity=IDENTITY[grant])
+    return dataclasses.replace(
+        p, grant=grant, required=required(grant, p.client_auth), identity=IDENTITY[grant]
+    )
 
 
 def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
