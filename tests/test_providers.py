@@ -385,7 +385,8 @@ def test_discovery_document_for_another_issuer_is_a_provider_error(
     provider = registry(settings(local={"issuer": other}))["local"]
     with pytest.raises(ProviderError) as exc:
         discovered(provider)
-    assert "another issuer" in checked(no_secret_leaks, exc)
+    text = checked(no_secret_leaks, exc)
+    assert f"names the issuer '{local.url}/std', not the configured {other}" in text
 
 
 def test_issuer_without_a_discovery_document_is_a_provider_error(
