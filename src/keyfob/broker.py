@@ -428,6 +428,9 @@ class Broker:
         self.require(p, key[1], creds)
         try:
             token = yield from kind.acquire(p, creds, now)
+            if token.refresh_token and token.refresh_token != creds.get("refresh_token"):
+                # The grant was a refresh (a stored refresh token) that rotated it.
+                self._supersede(p, key, creds, token)
             if (
                 refused is not None
                 and old is not None

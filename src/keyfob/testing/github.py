@@ -138,6 +138,8 @@ class GitHub:
     form_answers: int = 0
     #: refresh tokens presented again after they were spent
     spent_refresh_tokens_sent: int = 0
+    #: the parameter names of each device code request
+    device_code_params: list[set[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.windows = FixedWindows(self.rate, whole_seconds=True)
@@ -269,6 +271,7 @@ class GitHub:
     # ------------------------------------------------------------------ the device flow
     def device_code(self, request: Request) -> Response:
         params = request.params()
+        self.device_code_params.append(set(params))
         app = self._app(request, params, secret=False)
         if not app.device_flow:
             raise self._error(request, "device_flow_disabled", "Device Flow must be enabled.")
