@@ -11,6 +11,9 @@ answer without ``access_token``, and the API's ``X-RateLimit-*`` headers.
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
 import threading
 import time
 import urllib.error
@@ -22,7 +25,7 @@ import pytest
 import requests
 
 import keyfob
-from conftest import CliRun, Leaks
+from conftest import KEYFOB, CliRun, Leaks
 from keyfob import wiring
 from keyfob.flow import ShowCode
 from keyfob.loopback import Terminal
@@ -161,6 +164,43 @@ def test_device_login_sends_only_the_client_id(
     keyfob.login("github", person=DevicePerson(github, approve_after=1, early=None))
 
     assert github.github.device_code_params == [{"client_id", "scope"}]
+
+
+def test_keyfob_login_github_is_a_device_login_on_the_command_line(
+    github: LocalProvider, no_secret_leaks: Leaks
+) -> None:
+    env = {**os.environ, "GITHUB_CLIENT_ID": DEMO_GITHUB_APP_CLIENT_ID, "KEYFOB_LOG": "debug"}
+    proc = subprocess.Popen(
+        [KEYFOB, "login", "github"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if re.fullmatch(r"\s*[A-Z]{4}-[A-Z]{4}\s*", line):
+                assert github.approve_github_device(line.strip())
+                break
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    stderr = "".join(lines) + err
+    no_secret_leaks.add("stdout of keyfob login github", out)
+    no_secret_leaks.add("stderr of keyfob login github", stderr)
+
+    assert proc.returncode == 0, stderr
+    assert f"{github.url}/login/device" in stderr
+    assert github.count(DEVICE) == 1 and github.github.form_answers == 0
+    stored = keyfob.get_credentials("github")
+    assert set(stored) == {"client_id", "refresh_token"}
+    no_secret_leaks.plant(stored["refresh_token"])
 
 
 def test_an_oauth_app_token_never_expires_and_is_kept_in_the_keyring(
@@ -445,3 +485,31 @@ def test_status_and_providers_show_github(
     status = cli("status", "github", env={"GH_TOKEN": pasted})
     assert status.returncode == 0, status.stderr
     assert "github" in status.stdout and "GH_TOKEN" in status.stdout
+
+
+@pytest.mark.parametrize("driver", ["httpx", "httpx-async", "requests"])
+def test_every_driver_asks_for_json(github: LocalProvider, driver: str) -> None:
+    import asyncio
+
+    from keyfob import grants
+    from keyfob.requests_transport import RequestsTransport
+    from keyfob.transport import Transport
+
+    refresh = github.issue_github_token()["refresh_token"]
+    flow = grants.refresh(
+        github.url + TOKEN,
+        refresh,
+        client_id=DEMO_GITHUB_APP_CLIENT_ID,
+        client_secret=DEMO_GITHUB_APP_CLIENT_SECRET,
+        client_auth="client_secret_post",
+        now=time.time(),
+    )
+    if driver == "requests":
+        token = RequestsTransport().run(flow)
+    elif driver == "httpx":
+        token = Transport().run(flow)
+    else:
+        token = asyncio.run(Transport().arun(flow))
+
+    assert token.access_token.startswith("ghu_") and token.refresh_token != refresh
+    assert github.github.form_answers == 0
