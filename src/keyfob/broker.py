@@ -93,7 +93,7 @@ class Broker:
         self._guard = threading.Lock()
         self._limiter = limiter
         self._identity_vars = {
-            name: tuple((n, p.env_vars(n)) for n in p.identity)
+            name: tuple((n, p.env_var(n), p.env_vars(n)[1:]) for n in p.identity)
             for name, p in self.providers.items()
         }
 
@@ -213,8 +213,8 @@ class Broker:
         direct = tuple(
             [
                 (name, value)
-                for name, variables in self._identity_vars[p.name]
-                if (value := arguments.get(name) or _first(env, variables))
+                for name, var, more in self._identity_vars[p.name]
+                if (value := arguments.get(name) or env.get(var) or (more and _first(env, more)))
             ]
         )
         key = (p.name, account, direct)
