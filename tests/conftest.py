@@ -26,6 +26,8 @@ import pytest
 from keyfob import wiring
 from keyfob.testing import (
     DEMO_CLIENT_SECRET,
+    DEMO_GITHUB_APP_CLIENT_SECRET,
+    DEMO_GITHUB_OAUTH_CLIENT_SECRET,
     DEMO_INAT_APP_SECRET,
     DEMO_INAT_PASSWORD,
     DEMO_PASSWORD,
@@ -40,6 +42,8 @@ PLANTED = (
     DEMO_TWITTER_API_SECRET,
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,
+    DEMO_GITHUB_APP_CLIENT_SECRET,
+    DEMO_GITHUB_OAUTH_CLIENT_SECRET,
 )
 #: commands whose stdout is the token itself
 ANSWERING = frozenset({"token", "header", "exec"})
@@ -87,7 +91,16 @@ def no_secret_leaks(
                 pytest.fail(f"a secret leaked into {label}: {text[:200]!r}")
 
 
-KEYFOB_VARS = ("KEYFOB_", "INAT_", "TWITTER_", "TREESNAP_", "LOCAL_", "PYTHON_KEYRING")
+KEYFOB_VARS = (
+    "KEYFOB_",
+    "INAT_",
+    "TWITTER_",
+    "TREESNAP_",
+    "LOCAL_",
+    "PYTHON_KEYRING",
+    "GITHUB_",
+    "GH_TOKEN",
+)
 
 
 @pytest.fixture

@@ -264,7 +264,9 @@ def test_discover_falls_back_to_rfc8414_path_at_the_origin() -> None:
 def test_discover_refuses_a_document_for_another_issuer(no_secret_leaks: Any) -> None:
     with pytest.raises(ProviderError) as exc:
         result(grants.discover(ISSUER), answer(200, {**META, "issuer": "https://evil.test"}))
-    assert "another issuer" in checked(no_secret_leaks, exc)
+    text = checked(no_secret_leaks, exc)
+    assert "names the issuer 'https://evil.test', not the configured " + ISSUER in text
+    assert "\n" not in text and "issuer in config.toml" in (exc.value.hint or "")
 
 
 def test_discover_refuses_a_document_without_token_endpoint(no_secret_leaks: Any) -> None:

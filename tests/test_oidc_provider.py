@@ -301,6 +301,24 @@ def test_discovery_from_the_issuer_alone_finds_token_revocation_and_introspectio
     )
 
 
+def test_a_discovery_document_of_another_issuer_is_refused_naming_both(
+    home: Path, oidc: Lab, cli: Any
+) -> None:
+    # the same server by another name: its document names the issuer it was made with
+    other = oidc.issuer.replace("127.0.0.1", "localhost")
+    assert other != oidc.issuer
+    configure(home, oidc=provider_table(other, scope="api:read"))
+    before = len(oidc.token_requests())
+
+    done = cli("token", "oidc")
+
+    assert done.returncode == 4, done.stderr
+    line = one_line_error(done)
+    assert f"names the issuer '{oidc.issuer}', not the configured {other}" in line
+    assert "set issuer in config.toml" in line
+    assert len(oidc.token_requests()) == before  # the client secret went nowhere
+
+
 def test_client_credentials_with_client_secret_basic(oidc: Lab, seen: Seen) -> None:
     token = keyfob.get_token("oidc")
     seen.add(token.access_token)

@@ -64,7 +64,12 @@ def trusts(provider: str, entry: Entry, environ: Mapping[str, str], now: float) 
     path sees it (``entry.identity_env`` is ``"name=VAR,name=VAR"``)? True, False, or
     ``None`` when only the secret store can tell (the full command line then asks)."""
     pairs = [item.split("=", 1) for item in entry.identity_env.split(",") if "=" in item]
-    found = {name: environ[var] for name, var in pairs if environ.get(var)}
+    found = {}
+    for name, names in pairs:  # "token=GH_TOKEN|GITHUB_TOKEN": the first one set
+        for var in names.split("|"):
+            if environ.get(var):
+                found[name] = environ[var]
+                break
     if not found:
         # Nothing named here: the identity is the stored one. An entry saved from
         # the store is trusted while the library's last comparison is recent.

@@ -166,7 +166,7 @@ class Accounts:
             names,
             arguments=given,
             environ=b.environ,
-            env_names={n: p.env_var(n) for n in p.secrets},
+            env_names={n: p.env_vars(n) for n in p.secrets},
             store=None,
             service="",
         )
@@ -262,6 +262,11 @@ class Accounts:
                 # A lost cache still renews without a person.
                 b.store.set(p.service(key[1]), "refresh_token", token.refresh_token)
                 creds.add("refresh_token", token.refresh_token, b.store.kind)
+            elif token.expires is None and "token" in p.secrets:
+                # A token that never expires and cannot be refreshed (a GitHub OAuth
+                # app's) is the only secret there is: kept like a pasted one.
+                b.store.set(p.service(key[1]), "token", token.access_token)
+                creds.add("token", token.access_token, b.store.kind)
             b.stored_changed()
             b.save(p, key, token, creds)
         log.info("%s: logged in (%s)", p.name, describe_expiry(token, b.clock()))
@@ -292,7 +297,7 @@ class Accounts:
         service = p.service(key[1])
         for name in p.secrets:
             b.store.delete(service, name)
-        exported = tuple(p.env_var(n) for n in p.secrets if b.environ.get(p.env_var(n)))
+        exported = tuple(v for n in p.secrets for v in p.env_vars(n) if b.environ.get(v))
         return LoggedOut(revoked, entry is not None or bool(stored), exported, failed)
 
     def _revoke(self, p: Provider, key: Key, entry: Entry) -> bool:

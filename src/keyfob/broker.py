@@ -94,7 +94,8 @@ class Broker:
         self._guard = threading.Lock()
         self._limiter = limiter
         self._identity_vars = {
-            name: tuple((n, p.env_var(n)) for n in p.identity) for name, p in self.providers.items()
+            name: tuple((n, p.env_var(n), p.env_vars(n)[1:]) for n in p.identity)
+            for name, p in self.providers.items()
         }
 
     # -- the parts -----------------------------------------------------------
@@ -185,7 +186,7 @@ class Broker:
         opened) only for what is still needed, so with every secret given a locked
         or broken keyring changes nothing."""
         names = names or p.secrets
-        env_names = {n: p.env_var(n) for n in p.secrets}
+        env_names = {n: p.env_vars(n) for n in p.secrets}
         service = p.service(account)
         creds = resolve(
             names,
@@ -213,8 +214,8 @@ class Broker:
         direct = tuple(
             [
                 (name, value)
-                for name, var in self._identity_vars[p.name]
-                if (value := arguments.get(name) or env.get(var))
+                for name, var, more in self._identity_vars[p.name]
+                if (value := arguments.get(name) or env.get(var) or (more and _first(env, more)))
             ]
         )
         key = (p.name, account, direct)
@@ -428,6 +429,9 @@ class Broker:
         self.require(p, key[1], creds)
         try:
             token = yield from attach(p, kind.acquire(p, creds, now))
+            if token.refresh_token and token.refresh_token != creds.get("refresh_token"):
+                # The grant was a refresh (a stored refresh token) that rotated it.
+                self._supersede(p, key, creds, token)
             if (
                 refused is not None
                 and old is not None
@@ -527,6 +531,15 @@ class Broker:
             self.warn_once(f"cannot write the token cache ({type(exc).__name__}); going on")
         else:
             log.info("%s: the server refused a token; dropping it from the cache", provider)
+
+
+def _first(env: Mapping[str, str], variables: tuple[str, ...]) -> str | None:
+    """The value of the first of ``variables`` set (most providers name one)."""
+    for var in variables:
+        value = env.get(var)
+        if value:
+            return value
+    return None
 
 
 def _without_refresh_token(creds: Credentials) -> Credentials:

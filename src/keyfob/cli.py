@@ -76,7 +76,7 @@ def providers() -> None:
     b = _broker_()
     for name in sorted(b.providers):
         p = b.providers[name]
-        needs = ", ".join(f"{n} ({p.env_var(n)})" for n in p.required)
+        needs = ", ".join(f"{n} ({' or '.join(p.env_vars(n))})" for n in p.required)
         origin = "built-in" if p.builtin else "config.toml"
         click.echo(f"{name:<14} {p.grant:<18} {origin:<11} {p.description or ''}")
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")

@@ -6,6 +6,7 @@ a keyfob error made from the OAuth error answer (RFC 6749 §5.2). No sockets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -39,8 +40,23 @@ MAX_LIFETIME = 10 * 365 * 86400.0
 #: a provider's own reading of an error answer (a hook, see ``provider.base.Hooks``)
 Refusal = Callable[[HttpResponse, tuple[str, ...]], KeyfobError | None]
 
-# Errors that mean "these credentials are no good" (RFC 6749 §5.2).
-CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+# Errors that mean "these credentials are no good" (RFC 6749 §5.2), and the names
+# GitHub gives the same refusals (its token endpoint's "Troubleshooting" pages).
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "invalid_grant",
+        "invalid_client",
+        "unauthorized_client",
+        "incorrect_client_credentials",
+        "bad_verification_code",
+        "bad_refresh_token",
+        "incorrect_device_code",
+    }
+)
+#: content types a token answer comes as a form in (GitHub, without Accept: application/json)
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "text/plain"})
+#: more pairs than any token answer has: a hostile body is not read further
+MAX_FORM_FIELDS = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _HEX = re.compile(r"%[0-9A-F]{2}")
 #: what a token may hold: visible ASCII (%x21-7E). RFC 6750's b64token is narrower,
@@ -109,6 +125,46 @@ def clean(text: object, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
+def _form(response: HttpResponse) -> dict[str, str] | None:
+    """The body as ``name=value&...`` pairs, or None where it is not such a form."""
+    import urllib.parse
+
+    try:
+        text = response.content.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    if "=" not in text or text[:1] in ("{", "[", "<"):
+        return None
+    try:
+        pairs = urllib.parse.parse_qsl(
+            text, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except ValueError:
+        return None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):  # a name twice: which access_token is meant?
+        raise ProviderError(
+            f"{response.what} ({safe_url(response.url)}) answered with a form that names "
+            "a field twice",
+            hint="the server is broken or hostile; report it to its operator",
+            status=response.status,
+            response=response.raw,
+        )
+    return fields
+
+
+def answer_fields(response: HttpResponse) -> Any:
+    """A token-like answer's body: JSON (RFC 6749 §5.1), or a form where the server
+    sends one (GitHub answers ``access_token=...&token_type=bearer`` as
+    ``application/x-www-form-urlencoded`` when not asked for JSON). A body that is
+    neither is a ProviderError naming what came instead."""
+    if response.content_type in FORM_TYPES or not response.content_type:
+        form = _form(response)
+        if form is not None:
+            return form
+    return response.json()
+
+
 def error_from_response(
     response: HttpResponse, secrets: tuple[str, ...] = (), *, hint: str | None = None
 ) -> KeyfobError:
@@ -116,7 +172,7 @@ def error_from_response(
     where = f"{response.what} ({safe_url(response.url)})"
     not_json: ProviderError | None = None
     try:
-        data = response.json()
+        data = answer_fields(response)
     except ProviderError as exc:
         data, not_json = None, exc  # says what came instead: an HTML proxy or login page
     error = description = None
@@ -189,11 +245,11 @@ def parse_token_response(
     if not 200 <= response.status < 300:
         raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
     where = f"{response.what} ({safe_url(response.url)})"
-    data = response.json()
+    data = answer_fields(response)
     if not isinstance(data, dict):
         raise ProviderError(f"{where} answered with JSON that is not an object")
-    if isinstance(data.get("error"), str):
-        raise error_from_response(response, secrets)
+    if isinstance(data.get("error"), str):  # GitHub sends its errors with HTTP 200
+        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
     access_token = data.get(field)
     if not isinstance(access_token, str) or not access_token.strip():
         raise ProviderError(
@@ -235,12 +291,17 @@ def parse_token_response(
     if isinstance(refresh, str) and refresh.strip():
         check_token(refresh.strip(), where, what="refresh_token", server=True)
     refresh_expires = None
-    if data.get("refresh_expires_in") is not None:
+    # Keycloak says refresh_expires_in, GitHub refresh_token_expires_in; a value that
+    # is no number leaves the refresh token's life unknown, as if unsaid.
+    for name in ("refresh_token_expires_in", "refresh_expires_in"):
+        if data.get(name) is None:
+            continue
         try:
-            lifetime = number(data["refresh_expires_in"], "refresh")
-            refresh_expires = requested_at + _clamped(lifetime, "refresh_expires_in", where)
+            lifetime = number(data[name], name)
         except ValueError:
-            refresh_expires = None
+            continue
+        refresh_expires = requested_at + _clamped(lifetime, name, where)
+        break
     scope = data.get("scope")
     return Token(
         access_token,
@@ -433,12 +494,17 @@ def discover(issuer: str) -> Flow[dict[str, Any]]:
         # names none, or another, could send the client secret anywhere.
         issuer_named = data.get("issuer")
         if not isinstance(issuer_named, str) or issuer_named.rstrip("/") != base:
-            said = (
-                "names no issuer" if not isinstance(issuer_named, str) else "is for another issuer"
-            )
+            if isinstance(issuer_named, str):
+                said = (
+                    f"names the issuer {clean(issuer_named, (), 120)!r}, "
+                    f"not the configured {safe_url(base)}"
+                )
+            else:
+                said = "names no issuer"
             raise ProviderError(
                 f"the discovery document at {safe_url(url)} {said}; nothing was sent to it",
-                hint="check issuer in config.toml (RFC 8414 §3.3 requires the document to name it)",
+                hint="set issuer in config.toml to the server's own issuer, if you trust it "
+                "(RFC 8414 §3.3 and OpenID Connect Discovery §4.3 require the two to match)",
             )
         if not isinstance(data.get("token_endpoint"), str):
             raise ProviderError(
@@ -649,9 +715,9 @@ def device_login(
     )
     response = yield request
     assert response is not None
-    if not 200 <= response.status < 300:
+    data = answer_fields(response) if 200 <= response.status < 300 else None
+    if data is None or (isinstance(data, dict) and isinstance(data.get("error"), str)):
         raise error_from_response(response, request.secrets)
-    data = response.json()
     where = f"the device authorization endpoint ({safe_url(device_url)})"
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), str) and data[k] for k in ("device_code", "user_code")
@@ -698,16 +764,20 @@ def device_login(
         requested_at = clock()
         answer = yield poll
         assert answer is not None
-        if 200 <= answer.status < 300:
-            return parse_token_response(answer, requested_at=requested_at, secrets=poll.secrets)
+        # The errors come with HTTP 400 (RFC 8628 §3.5) or, from GitHub, with 200.
         try:
-            error = answer.json().get("error")
-        except (ProviderError, AttributeError):
-            error = None
+            said = answer_fields(answer)
+        except ProviderError:
+            said = None
+        error = said.get("error") if isinstance(said, dict) else None
+        if error is None and 200 <= answer.status < 300:
+            return parse_token_response(answer, requested_at=requested_at, secrets=poll.secrets)
         if error == "authorization_pending":
             continue
         if error == "slow_down":  # RFC 8628 §3.5: add 5 seconds, for this and later polls
             wait += 5
+            with contextlib.suppress(ValueError):  # GitHub says the new interval: kept if longer
+                wait = max(wait, min(number(said.get("interval"), "interval"), expires_in))
             continue
         if error == "access_denied":
             raise InvalidCredentials(

@@ -83,7 +83,7 @@ def resolve(
     *,
     arguments: Mapping[str, str | None],
     environ: Mapping[str, str],
-    env_names: Mapping[str, str],
+    env_names: Mapping[str, str | tuple[str, ...]],
     store: SecretStore | None,
     service: str,
 ) -> Credentials:
@@ -94,8 +94,11 @@ def resolve(
         if value:
             creds.add(name, value, "argument")
             continue
-        var = env_names.get(name)
-        if var and environ.get(var):
+        names_ = env_names.get(name) or ()
+        var = next(
+            (v for v in ((names_,) if isinstance(names_, str) else names_) if environ.get(v)), None
+        )
+        if var is not None:
             creds.add(name, environ[var], f"environment ({var})")
             continue
         if store is not None:

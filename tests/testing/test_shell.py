@@ -18,6 +18,8 @@ import pytest
 from keyfob.testing import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    DEMO_GITHUB_APP_CLIENT_ID,
+    DEMO_GITHUB_APP_CLIENT_SECRET,
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,
     DEMO_INAT_PASSWORD,
@@ -377,6 +379,13 @@ def test_config_toml_points_the_providers_here(lp: LocalProvider) -> None:
                 "revoke_url": f"{u}/oauth2/invalidate_token",
                 "api_url": f"{u}/2",
             },
+            "github": {
+                "token_url": f"{u}/login/oauth/access_token",
+                "authorize_url": f"{u}/login/oauth/authorize",
+                "device_url": f"{u}/login/device/code",
+                "revoke_url": f"{u}/applications/{{client_id}}/token",
+                "api_url": u,
+            },
             "local": {
                 "issuer": f"{u}/std",
                 "grant": "password",
@@ -397,6 +406,8 @@ def test_environ_holds_the_demo_credentials(lp: LocalProvider) -> None:
         "TWITTER_API_SECRET": DEMO_TWITTER_API_SECRET,
         "LOCAL_CLIENT_ID": DEMO_CLIENT_ID,
         "LOCAL_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "GITHUB_CLIENT_ID": DEMO_GITHUB_APP_CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": DEMO_GITHUB_APP_CLIENT_SECRET,
         "LOCAL_USERNAME": DEMO_USERNAME,
         "LOCAL_PASSWORD": DEMO_PASSWORD,
     }

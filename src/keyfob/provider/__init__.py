@@ -16,7 +16,7 @@ from typing import Any
 
 from keyfob.config import Settings, check_url, warn_unknown
 from keyfob.errors import ConfigError
-from keyfob.provider import inaturalist, oauth2, treesnap, twitter
+from keyfob.provider import github, inaturalist, oauth2, treesnap, twitter
 from keyfob.provider.base import (
     FLOWS,
     PUBLIC_NAMES,
@@ -83,6 +83,7 @@ CLIENT_AUTHS = (
 BUILTINS: dict[str, Provider] = {
     p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
 }
+BUILTINS[github.PROVIDER.name] = github.PROVIDER
 
 #: a year: leeway beyond any token's life is a mistake (and inf or nan never a number)
 MAX_LEEWAY = 366 * 86400

@@ -70,6 +70,9 @@ class Provider:
     identity: tuple[str, ...] = ()
     #: secret name -> environment variable
     env: Mapping[str, str] = field(default_factory=dict)
+    #: secret name -> further variables read, in order, where the first is unset
+    #: (gh reads GH_TOKEN, then GITHUB_TOKEN)
+    env_also: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: keyring service of the default account (iNaturalist shares pyinaturalist's)
     keyring_service: str = ""
     builtin: bool = False
@@ -86,6 +89,10 @@ class Provider:
     def env_var(self, name: str) -> str:
         return self.env.get(name) or f"{self.env_prefix}_{name.upper()}"
 
+    def env_vars(self, name: str) -> tuple[str, ...]:
+        """Every variable that may hold ``name``, the first set one wins."""
+        return (self.env_var(name), *self.env_also.get(name, ()))
+
     @property
     def endpoint(self) -> str:
         """Where its tokens come from: a token of another server is not its own."""
@@ -93,7 +100,7 @@ class Provider:
 
     @property
     def identity_env(self) -> str:
-        return ",".join(f"{name}={self.env_var(name)}" for name in self.identity)
+        return ",".join(f"{name}={'|'.join(self.env_vars(name))}" for name in self.identity)
 
     @property
     def site(self) -> str:

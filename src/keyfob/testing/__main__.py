@@ -29,8 +29,8 @@ def _exports(values: dict[str, str], prefix: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m keyfob.testing",
-        description="Run keyfob's local provider (iNaturalist, TreeSnap, Twitter/X and a plain "
-        "OAuth2 server, with made-up accounts) until Ctrl-C, to try keyfob by hand, offline.",
+        description="Run keyfob's local provider (iNaturalist, TreeSnap, Twitter/X, GitHub and a "
+        "plain OAuth2 server, with made-up accounts) until Ctrl-C, to try keyfob by hand, offline.",
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
     parser.add_argument(
@@ -61,16 +61,20 @@ def main(argv: list[str] | None = None) -> int:
             }
             lines = [
                 f"keyfob's local provider runs at {provider.url}:",
-                "iNaturalist, TreeSnap, Twitter/X and a plain OAuth2 server named `local`, "
-                "with made-up accounts.",
+                "iNaturalist, TreeSnap, Twitter/X, GitHub and a plain OAuth2 server named "
+                "`local`, with made-up accounts.",
                 "",
                 "In another shell, to try any keyfob command against it:",
                 "",
                 f"export KEYFOB_HOME={shlex.quote(str(home))} KEYFOB_KEYRING=file",
-                *(_exports(values, p) for p in ("INAT_", "TREESNAP_", "TWITTER_", "LOCAL_")),
+                *(
+                    _exports(values, p)
+                    for p in ("INAT_", "TREESNAP_", "TWITTER_", "GITHUB_", "LOCAL_")
+                ),
                 "",
                 "then, say: keyfob login inaturalist; keyfob token local; keyfob status;",
-                "keyfob login local --flow device (approve on the page it shows)",
+                "keyfob login local --flow device (approve on the page it shows);",
+                "keyfob login github (a GitHub App's device login: authorize on the page it shows)",
                 "",
                 "OAuth 1.0a: X's at /oauth/request_token, /oauth/authorize and "
                 "/oauth/access_token (TWITTER_API_KEY and TWITTER_API_SECRET are its consumer);",

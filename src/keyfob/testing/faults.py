@@ -20,6 +20,8 @@ GARBAGE_KINDS = frozenset(
         "text",
         "json_array",
         "no_access_token",
+        # GitHub's form answer (application/x-www-form-urlencoded) without a token
+        "form_without_token",
         "expires_in_string",
         "expires_in_garbage",
         "expires_in_negative",
@@ -151,6 +153,9 @@ def synthetic(fault: Fault, request: Request | None = None) -> Response | None:
         return Response(200, raw=b"[]")
     if fault.kind == "no_access_token":
         return Response(200, {"token_type": "Bearer"}, dict(NO_STORE))
+    if fault.kind == "form_without_token":
+        body = b"scope=repo&token_type=bearer"
+        return Response(200, raw=body, content_type="application/x-www-form-urlencoded")
     return None
 
 

@@ -24,7 +24,7 @@ import pytest
 from keyfob import wiring
 from keyfob.testing.server import LocalProvider
 
-_VARS = ("KEYFOB_", "INAT_", "TWITTER_", "TREESNAP_", "LOCAL_")
+_VARS = ("KEYFOB_", "INAT_", "TWITTER_", "TREESNAP_", "LOCAL_", "GITHUB_", "GH_TOKEN")
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ its own module that holds its state and handlers and declares its routes:
 * a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628);
 * OAuth 1.0a (``oauth1``, RFC 5849, on oauthlib): X's ``/oauth/request_token``,
   ``/oauth/authorize``, ``/oauth/access_token``, ``/1.1/...``, and a plain one under ``/oauth1``.
+* GitHub (``github``): ``/login/device/code``, ``/login/device``, ``/login/oauth/authorize``,
+  ``/login/oauth/access_token``, ``/applications/<client_id>/token`` and ``/user``.
 
 The APIs limit their callers as the real ones do (``inat_rate``, ``twitter_rate``,
 ``std_rate``: (requests, seconds), short in tests), and the shell keeps the time of
@@ -36,8 +38,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from keyfob.testing import inaturalist, oauth1, oauth2, twitter
+from keyfob.testing import github, inaturalist, oauth1, oauth2, twitter
 from keyfob.testing.faults import GARBAGE_KINDS, Faults, spoil, synthetic
+from keyfob.testing.github import (
+    DEMO_GITHUB_APP_CLIENT_ID,
+    DEMO_GITHUB_APP_CLIENT_SECRET,
+    DEMO_GITHUB_LOGIN,
+    DEMO_GITHUB_OAUTH_CLIENT_ID,
+    DEMO_GITHUB_OAUTH_CLIENT_SECRET,
+    GitHub,
+)
 from keyfob.testing.inaturalist import (
     DEMO_INAT_APP_ID,
     DEMO_INAT_APP_SECRET,
@@ -75,6 +85,11 @@ from keyfob.testing.wire import (
 __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
+    "DEMO_GITHUB_APP_CLIENT_ID",
+    "DEMO_GITHUB_APP_CLIENT_SECRET",
+    "DEMO_GITHUB_LOGIN",
+    "DEMO_GITHUB_OAUTH_CLIENT_ID",
+    "DEMO_GITHUB_OAUTH_CLIENT_SECRET",
     "DEMO_INAT_APP_ID",
     "DEMO_INAT_APP_SECRET",
     "DEMO_INAT_PASSWORD",
@@ -226,6 +241,7 @@ class LocalProvider:
         inat_rate: Rate = inaturalist.DEFAULT_RATE,
         twitter_rate: Rate = twitter.DEFAULT_RATE,
         std_rate: Rate = oauth2.DEFAULT_RATE,
+        github_rate: Rate = github.DEFAULT_RATE,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("LocalProvider only binds 127.0.0.1")
@@ -264,18 +280,21 @@ class LocalProvider:
             device_code_lifetime=device_code_lifetime,
             rate=std_rate,
         )
+        #: GitHub (``keyfob.testing.github``): its state and switches, for tests to read and set
+        self.github = GitHub(shared, rate=github_rate, device_interval=device_interval)
         self._routes: Routes = {
             **self._inat.routes(),
             **self._treesnap.routes(),
             **self._twitter.routes(),
             **self._oauth2.routes(),
+            **self.github.routes(),
         }
         self._x_oauth1 = OAuth1Server(shared, flavour="x")
         self._oauth1 = OAuth1Server(shared, flavour="plain")
         self._query_on_post = oauth1.mount(
             self._routes, self._x_oauth1, self._oauth1, self._twitter.limited
         )
-        self._patterns: Patterns = self._inat.patterns()
+        self._patterns: Patterns = self._inat.patterns() + self.github.patterns()
 
         if demo_accounts:
             self.add_inat_app(DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET)
@@ -284,6 +303,10 @@ class LocalProvider:
             self.add_oauth_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
             self.add_oauth_user(DEMO_USERNAME, DEMO_PASSWORD)
             self.add_oauth1_consumer(DEMO_OAUTH1_CONSUMER_KEY, DEMO_OAUTH1_CONSUMER_SECRET)
+            self.add_github_app(DEMO_GITHUB_APP_CLIENT_ID, DEMO_GITHUB_APP_CLIENT_SECRET)
+            self.add_github_app(
+                DEMO_GITHUB_OAUTH_CLIENT_ID, DEMO_GITHUB_OAUTH_CLIENT_SECRET, kind="oauth"
+            )
 
     # ------------------------------------------------------------------ settings
     # Public attributes of old, each now kept by the API it concerns.
@@ -442,6 +465,42 @@ class LocalProvider:
             self._twitter.add_app(api_key, api_secret)
             self._x_oauth1.add_consumer(api_key, api_secret)  # X's OAuth 1.0a consumer too
 
+    def add_github_app(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        kind: str = "app",
+        callback: str | None = None,
+        device_flow: bool = True,
+    ) -> None:
+        """A GitHub ``kind="app"`` (a GitHub App: 8 h tokens, rotating refresh tokens) or
+        ``kind="oauth"`` (an OAuth app: tokens that never expire). ``callback``: its
+        registered callback URL; None: any loopback one."""
+        with self._lock:
+            self.github.add_app(
+                client_id, client_secret, kind=kind, callback=callback, device_flow=device_flow
+            )
+
+    def issue_github_token(
+        self, client_id: str = DEMO_GITHUB_APP_CLIENT_ID, login: str = DEMO_GITHUB_LOGIN
+    ) -> dict[str, Any]:
+        """A user's token of a GitHub app, as its token endpoint answers it (a GitHub
+        App's has a ``refresh_token``), without a login."""
+        with self._lock:
+            return self.github.issue(client_id, login)
+
+    def approve_github_device(self, user_code: str, *, deny: bool = False) -> bool:
+        """The signed-in person enters ``user_code`` at /login/device and authorizes (or
+        cancels); False when no device login waits for that code."""
+        with self._lock:
+            device = self.github.device_by_user_code(user_code)
+            if device is None:
+                return False
+            device.denied = deny
+            device.approved_by = None if deny else self.github.authorize_as
+            return True
+
     def issue_treesnap_token(
         self, user: str = DEMO_TREESNAP_USER, lifetime: int | None = None, *, age: int = 0
     ) -> str:
@@ -590,6 +649,7 @@ class LocalProvider:
             self._oauth2.forget(token)
             self._x_oauth1.forget(token)
             self._oauth1.forget(token)
+            self.github.forget(token)
 
     def is_active(self, token: str) -> bool:
         with self._lock:
@@ -603,6 +663,7 @@ class LocalProvider:
                 self._treesnap,
                 self._x_oauth1,
                 self._oauth1,
+                self.github,
             )
             for active in (api.active(token, now) for api in apis):
                 if active is not None:
@@ -657,12 +718,18 @@ class LocalProvider:
             self._inat.config_toml(u),
             self._treesnap.config_toml(u),
             self._twitter.config_toml(u),
-            self._oauth2.config_toml(u),
+            self.github.config_toml(u),
+            self._oauth2.config_toml(u),  # the last: tests append keys to [providers.local]
         )
         return "\n".join(sections)
 
     def environ(self) -> dict[str, str]:
-        return {**self._inat.environ(), **self._twitter.environ(), **self._oauth2.environ()}
+        return {
+            **self._inat.environ(),
+            **self._twitter.environ(),
+            **self._oauth2.environ(),
+            **self.github.environ(),
+        }
 
     def _require_url(self) -> str:
         if not self.url:
@@ -684,7 +751,7 @@ class LocalProvider:
             with self._lock:
                 self._issued.update(
                     v
-                    for k in ("access_token", "refresh_token", "api_token")
+                    for k in ("access_token", "refresh_token", "api_token", "device_code")
                     if isinstance(v := response.payload.get(k), str) and v
                 )
         if fault is None:
