@@ -235,7 +235,7 @@ def header(
     url: str | None,
     data: tuple[str, ...],
 ) -> None:
-    """Print `Authorization: …`: the bearer token, or one signed request's.
+    """Print the Authorization header (OAuth 1.0a: of one request).
 
     A bearer token's header is the same for every request: --method, --url and
     --data are accepted and not needed. An OAuth 1.0a provider signs one
