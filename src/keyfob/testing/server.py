@@ -8,7 +8,9 @@ its own module that holds its state and handlers and declares its routes:
 * TreeSnap (``treesnap``): ``/web-services/v1/refresh-tokens`` and
   ``/web-services/v1/my-observations``;
 * Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
-* a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628).
+* a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628);
+* OAuth 1.0a (``oauth1``, RFC 5849, on oauthlib): X's ``/oauth/request_token``,
+  ``/oauth/authorize``, ``/oauth/access_token``, ``/1.1/...``, and a plain one under ``/oauth1``.
 
 The APIs limit their callers as the real ones do (``inat_rate``, ``twitter_rate``,
 ``std_rate``: (requests, seconds), short in tests), and the shell keeps the time of
@@ -34,7 +36,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from keyfob.testing import inaturalist, oauth2, twitter
+from keyfob.testing import inaturalist, oauth1, oauth2, twitter
 from keyfob.testing.faults import GARBAGE_KINDS, Faults, spoil, synthetic
 from keyfob.testing.inaturalist import (
     DEMO_INAT_APP_ID,
@@ -43,6 +45,11 @@ from keyfob.testing.inaturalist import (
     DEMO_INAT_PASSWORD,
     DEMO_INAT_USERNAME,
     INaturalist,
+)
+from keyfob.testing.oauth1 import (
+    DEMO_OAUTH1_CONSUMER_KEY,
+    DEMO_OAUTH1_CONSUMER_SECRET,
+    OAuth1Server,
 )
 from keyfob.testing.oauth2 import (
     DEMO_CLIENT_ID,
@@ -72,6 +79,8 @@ __all__ = [
     "DEMO_INAT_APP_SECRET",
     "DEMO_INAT_PASSWORD",
     "DEMO_INAT_USERNAME",
+    "DEMO_OAUTH1_CONSUMER_KEY",
+    "DEMO_OAUTH1_CONSUMER_SECRET",
     "DEMO_PASSWORD",
     "DEMO_TREESNAP_USER",
     "DEMO_TWITTER_API_KEY",
@@ -261,6 +270,9 @@ class LocalProvider:
             **self._twitter.routes(),
             **self._oauth2.routes(),
         }
+        self._x_oauth1 = OAuth1Server(shared, flavour="x")
+        self._oauth1 = OAuth1Server(shared, flavour="plain")
+        self._query_on_post = oauth1.mount(self._routes, self._x_oauth1, self._oauth1)
         self._patterns: Patterns = self._inat.patterns()
 
         if demo_accounts:
@@ -269,6 +281,7 @@ class LocalProvider:
             self.add_twitter_app(DEMO_TWITTER_API_KEY, DEMO_TWITTER_API_SECRET)
             self.add_oauth_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
             self.add_oauth_user(DEMO_USERNAME, DEMO_PASSWORD)
+            self.add_oauth1_consumer(DEMO_OAUTH1_CONSUMER_KEY, DEMO_OAUTH1_CONSUMER_SECRET)
 
     # ------------------------------------------------------------------ settings
     # Public attributes of old, each now kept by the API it concerns.
@@ -425,6 +438,7 @@ class LocalProvider:
     def add_twitter_app(self, api_key: str, api_secret: str) -> None:
         with self._lock:
             self._twitter.add_app(api_key, api_secret)
+            self._x_oauth1.add_consumer(api_key, api_secret)  # X's OAuth 1.0a consumer too
 
     def issue_treesnap_token(
         self, user: str = DEMO_TREESNAP_USER, lifetime: int | None = None, *, age: int = 0
@@ -442,6 +456,110 @@ class LocalProvider:
         with self._lock:
             return set(self._issued)
 
+    # ------------------------------------------------------------------ OAuth 1.0a
+    def add_oauth1_consumer(
+        self,
+        key: str,
+        secret: str,
+        *,
+        rsa_public_key: str | None = None,
+        callbacks: tuple[str, ...] | None = None,
+        x: bool = False,
+    ) -> None:
+        """A consumer of the plain OAuth 1.0a server (``x=True``: of X's). It signs with
+        HMAC-SHA1, HMAC-SHA256 or PLAINTEXT with ``secret``, or RSA-SHA1 with the private
+        half of ``rsa_public_key`` (PEM). ``callbacks``: its approved callback URLs (a
+        loopback one matches any port); None: any loopback callback."""
+        with self._lock:
+            server = self._x_oauth1 if x else self._oauth1
+            server.add_consumer(key, secret, rsa_public_key=rsa_public_key, callbacks=callbacks)
+
+    def add_oauth1_user(self, screen_name: str, user_id: str, *, x: bool = False) -> None:
+        """A user who can sign in at the authorize page (see :attr:`oauth1_authorize_as`)."""
+        with self._lock:
+            (self._x_oauth1 if x else self._oauth1).add_user(screen_name, user_id)
+
+    @property
+    def oauth1_authorize_as(self) -> str | None:
+        """Both OAuth 1.0a authorize pages approve at once as this signed-in user (a screen
+        name); None: nobody is signed in, they answer a sign-in page."""
+        return self._x_oauth1.authorize_as
+
+    @oauth1_authorize_as.setter
+    def oauth1_authorize_as(self, value: str | None) -> None:
+        with self._lock:
+            self._x_oauth1.authorize_as = self._oauth1.authorize_as = value
+
+    @property
+    def oauth1_deny(self) -> bool:
+        """The person clicks "Cancel": the callback gets ``denied=<request token>`` (X's
+        answer), an ``oob`` login a page without a PIN."""
+        return self._x_oauth1.deny
+
+    @oauth1_deny.setter
+    def oauth1_deny(self, value: bool) -> None:
+        with self._lock:
+            self._x_oauth1.deny = self._oauth1.deny = value
+
+    @property
+    def oauth1_forge_callback(self) -> bool:
+        """The authorize page redirects to the callback with another ``oauth_token`` than
+        the request token's (a forged callback: the client must refuse it)."""
+        return self._x_oauth1.forge_callback
+
+    @oauth1_forge_callback.setter
+    def oauth1_forge_callback(self, value: bool) -> None:
+        with self._lock:
+            self._x_oauth1.forge_callback = self._oauth1.forge_callback = value
+
+    @property
+    def oauth1_timestamp_lifetime(self) -> int:
+        """How far (seconds) an ``oauth_timestamp`` may be from the server's clock."""
+        return self._x_oauth1.timestamp_lifetime
+
+    @oauth1_timestamp_lifetime.setter
+    def oauth1_timestamp_lifetime(self, value: int) -> None:
+        with self._lock:
+            self._x_oauth1.timestamp_lifetime = self._oauth1.timestamp_lifetime = value
+
+    def oauth1_verifier(self, request_token: str) -> str | None:
+        """The verifier (X's PIN for ``oob``) given for this request token once approved."""
+        with self._lock:
+            return self._x_oauth1.verifier(request_token) or self._oauth1.verifier(request_token)
+
+    def x_statuses(self) -> list[str]:
+        """What was posted to X's ``/1.1/statuses/update.json``, in order."""
+        with self._lock:
+            return list(self._x_oauth1.statuses)
+
+    @property
+    def oauth1_consumer_key(self) -> str:
+        """The plain OAuth 1.0a server's demo consumer (made up)."""
+        return DEMO_OAUTH1_CONSUMER_KEY
+
+    @property
+    def oauth1_consumer_secret(self) -> str:
+        return DEMO_OAUTH1_CONSUMER_SECRET
+
+    def oauth1_urls(self, *, x: bool = False) -> dict[str, str]:
+        """The endpoints of the plain OAuth 1.0a server (``x=True``: X's): request_token,
+        authorize, access_token, revoke (and resource: an API that answers who signed)."""
+        base = self._require_url()
+        paths = (self._x_oauth1 if x else self._oauth1).paths
+        return {name: base + path for name, path in paths.items()}
+
+    def oauth1_config_toml(self, name: str = "local-oauth1") -> str:
+        """A ``protocol = "oauth1"`` provider section for the plain OAuth 1.0a server."""
+        urls = self.oauth1_urls()
+        return (
+            f"[providers.{name}]\n"
+            'protocol = "oauth1"\n'
+            f'request_token_url = "{urls["request_token"]}"\n'
+            f'authorize_url = "{urls["authorize"]}"\n'
+            f'access_token_url = "{urls["access_token"]}"\n'
+            f'revoke_url = "{urls["revoke"]}"\n'
+        )
+
     # ------------------------------------------------------------------ acting behind the back
     def revoke(self, token: str) -> None:
         """Make any token or refresh token invalid everywhere."""
@@ -450,13 +568,22 @@ class LocalProvider:
             self._inat.forget(token)
             self._twitter.forget(token)
             self._oauth2.forget(token)
+            self._x_oauth1.forget(token)
+            self._oauth1.forget(token)
 
     def is_active(self, token: str) -> bool:
         with self._lock:
             now = time.time()
             if token in self._revoked:
                 return False
-            apis = (self._inat, self._twitter, self._oauth2, self._treesnap)
+            apis = (
+                self._inat,
+                self._twitter,
+                self._oauth2,
+                self._treesnap,
+                self._x_oauth1,
+                self._oauth1,
+            )
             for active in (api.active(token, now) for api in apis):
                 if active is not None:
                     return active
@@ -562,7 +689,7 @@ class LocalProvider:
         if handler is None:
             allow = ", ".join(sorted(methods))
             return Response(405, {"error": "method_not_allowed"}, {"Allow": allow})
-        if request.method == "POST" and request.query:
+        if request.method == "POST" and request.query and request.path not in self._query_on_post:
             return oauth_error(
                 400,
                 "invalid_request",
