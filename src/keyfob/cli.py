@@ -122,6 +122,12 @@ def login(
             hint=f"set {', '.join(p.env_var(n) for n in needed)}, or run "
             f"`{login_command(p, account, flow)}` in a terminal",
         )
+    if plan.flow == "pin" and not terminal:
+        raise CredentialsMissing(
+            f"a PIN login to {p.name} needs a terminal to type the PIN on",
+            hint=f"run `{login_command(p, account, 'pin')}` in a terminal, or use "
+            "--flow browser or --flow paste",
+        )
     extra: dict[str, Any] = {}
     if plan.flow in ("browser", "device", "pin"):
         from keyfob.loopback import Terminal
