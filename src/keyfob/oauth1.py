@@ -218,9 +218,11 @@ class Endpoints:
 
 
 def _dance_type(consumer: Consumer) -> str:
-    """Where the token endpoints get the oauth_* parameters: a query where the provider
-    signs in the query, else the header (a body signature needs a form to sign)."""
-    return "query" if consumer.signature_type == "query" else "header"
+    """Where keyfob's own requests (the token endpoints, revoking) carry the oauth_*
+    parameters: always the header (RFC 5849 §3.5.1, the one every server reads). In a
+    query they would be in every log line that shows a URL (the signature, the tokens;
+    with PLAINTEXT the secrets themselves); a body signature needs a form to sign."""
+    return "header"
 
 
 def _signed_post(
@@ -264,10 +266,25 @@ def refusal(response: HttpResponse, secrets: tuple[str, ...]) -> KeyfobError:
 
 
 def _said(response: HttpResponse, secrets: tuple[str, ...]) -> str:
+    """What the server said of a refusal, in its own words: X's ``{"errors": [...]}``,
+    the OAuth Problem Reporting form (``oauth_problem=...``), or its text."""
     if _is_html(response):
         return ""
-    text = grants.clean(response.content.decode("utf-8", "replace"), secrets, 120)
-    return f": {text}" if text else ""
+    text = response.content.decode("utf-8", "replace")
+    said = text
+    try:
+        data = response.json()
+    except ProviderError:
+        form = dict(urllib.parse.parse_qsl(text))
+        if form.get("oauth_problem"):
+            advice = form.get("oauth_problem_advice", "")
+            said = form["oauth_problem"] + (f" ({advice})" if advice else "")
+    else:
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            said = f"{errors[0].get('message', '')} (code {errors[0].get('code')})"
+    said = grants.clean(said, secrets, 120)
+    return f": {said}" if said else ""
 
 
 def _is_html(response: HttpResponse) -> bool:
