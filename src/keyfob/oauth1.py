@@ -253,7 +253,8 @@ def refusal(response: HttpResponse, secrets: tuple[str, ...]) -> KeyfobError:
     if response.status in (400, 401, 403):
         return InvalidCredentials(
             f"{where} refused the OAuth 1.0a request (HTTP {response.status}){said}",
-            hint="check the consumer key and secret (and the clock: signatures carry the time)",
+            hint="check the consumer key and secret, and this machine's clock "
+            "(a signature carries the time)",
             status=response.status,
             response=response.raw,
         )
