@@ -63,6 +63,7 @@ def test_python_m_keyfob_testing_prints_what_to_export_and_stops_cleanly_on_ctrl
         config = (folder / "config.toml").read_text()
         assert config.strip() in shown  # the config.toml is printed too
         assert 'device_url = "' in config
+        assert "/oauth1/request_token" in shown and "demo-oauth1-consumer-key" in shown
         for name in ("INAT_PASSWORD", "LOCAL_CLIENT_SECRET", "TWITTER_API_SECRET"):
             assert env[name]
         # another shell, with those lines: the README's commands work offline

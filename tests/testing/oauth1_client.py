@@ -22,6 +22,8 @@ from keyfob.testing import (
 
 FORM = "application/x-www-form-urlencoded"
 CALLBACK = "http://127.0.0.1:8765/callback"
+#: one client for every request of these tests (each new httpx client builds an SSL context)
+HTTP = httpx.Client(timeout=10)
 
 
 def consumer(*, x: bool = True, **kw: Any) -> dict[str, Any]:
@@ -44,16 +46,17 @@ def send(
 ) -> httpx.Response:
     """One signed request. ``sign_body=False`` leaves the form body out of the signature;
     ``send_url`` sends it to another URL than the one signed."""
+    if data is None and client.signature_type == "BODY":
+        data = {}  # the protocol parameters go into a form body of their own
     headers = {"Content-Type": FORM} if data is not None else {}
     body = urlencode(data) if data is not None else None
-    uri, signed_headers, signed_body = client.sign(
-        url, method, body if sign_body else None, headers
-    )
+    if sign_body:
+        uri, signed_headers, signed_body = client.sign(url, method, body, headers)
+    else:
+        uri, signed_headers, signed_body = client.sign(url, method)
     if not sign_body:
         signed_body, signed_headers = body, {**signed_headers, **headers}
-    return httpx.request(
-        method, send_url or uri, headers=signed_headers, content=signed_body, timeout=10
-    )
+    return HTTP.request(method, send_url or uri, headers=signed_headers, content=signed_body)
 
 
 def form(response: httpx.Response) -> dict[str, str]:
@@ -62,12 +65,16 @@ def form(response: httpx.Response) -> dict[str, str]:
 
 
 def request_token(
-    lp: LocalProvider, *, x: bool = True, callback: str = "oob", **kw: Any
+    lp: LocalProvider,
+    *,
+    x: bool = True,
+    callback: str = "oob",
+    http_method: str = "POST",
+    **kw: Any,
 ) -> tuple[str, str]:
     urls = lp.oauth1_urls(x=x)
-    answer = send(
-        urls["request_token"], Client(**consumer(x=x, callback_uri=callback, **kw)), method="POST"
-    )
+    client = Client(**consumer(x=x, callback_uri=callback, **kw))
+    answer = send(urls["request_token"], client, method=http_method)
     assert answer.status_code == 200, answer.text
     got = form(answer)
     assert got["oauth_callback_confirmed"] == "true"
@@ -75,7 +82,7 @@ def request_token(
 
 
 def authorize(lp: LocalProvider, token: str, *, x: bool = True) -> httpx.Response:
-    return httpx.get(lp.oauth1_urls(x=x)["authorize"], params={"oauth_token": token}, timeout=10)
+    return HTTP.get(lp.oauth1_urls(x=x)["authorize"], params={"oauth_token": token})
 
 
 def pin_of(page: httpx.Response) -> str:
@@ -93,14 +100,21 @@ def verifier_of(redirect: httpx.Response, token: str) -> str:
 
 
 def access_token(
-    lp: LocalProvider, token: str, secret: str, verifier: str, *, x: bool = True, **kw: Any
+    lp: LocalProvider,
+    token: str,
+    secret: str,
+    verifier: str,
+    *,
+    x: bool = True,
+    http_method: str = "POST",
+    **kw: Any,
 ) -> httpx.Response:
     client = Client(
         **consumer(
             x=x, resource_owner_key=token, resource_owner_secret=secret, verifier=verifier, **kw
         )
     )
-    return send(lp.oauth1_urls(x=x)["access_token"], client, method="POST")
+    return send(lp.oauth1_urls(x=x)["access_token"], client, method=http_method)
 
 
 def login(lp: LocalProvider, *, x: bool = True, **kw: Any) -> tuple[str, str]:

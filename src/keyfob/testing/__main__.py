@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                 "then, say: keyfob login inaturalist; keyfob token local; keyfob status;",
                 "keyfob login local --flow device (approve on the page it shows)",
                 "",
+                "OAuth 1.0a: X's at /oauth/request_token, /oauth/authorize and "
+                "/oauth/access_token (TWITTER_API_KEY and TWITTER_API_SECRET are its consumer);",
+                'a plain server for `protocol = "oauth1"` providers, consumer key '
+                f"{provider.oauth1_consumer_key}, secret {provider.oauth1_consumer_secret}:",
+                *(f"  {name}: {url}" for name, url in provider.oauth1_urls().items()),
+                "",
                 f"The config.toml in that KEYFOB_HOME ({home / 'config.toml'}):",
                 "",
                 config.rstrip(),

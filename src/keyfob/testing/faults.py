@@ -10,8 +10,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from keyfob.testing.wire import NO_STORE, Request, Response
+from keyfob.testing.wire import FORM, NO_STORE, Request, Response
 
 GARBAGE_KINDS = frozenset(
     {
@@ -30,8 +31,17 @@ GARBAGE_KINDS = frozenset(
         "token_type_crlf",
         # a server that quotes the request back in its error (body, then Authorization)
         "echo",
+        # OAuth 1.0a form answers: a token without its secret; a request token whose
+        # callback the server did not confirm (OAuth 1.0, not 1.0a)
+        "no_token_secret",
+        "callback_unconfirmed",
     }
 )
+#: what each OAuth 1.0a kind does to a form answer's fields
+_FORM_CHANGES: dict[str, tuple[str, str | None]] = {
+    "no_token_secret": ("oauth_token_secret", None),
+    "callback_unconfirmed": ("oauth_callback_confirmed", "false"),
+}
 
 #: what each hostile kind puts into a real token answer
 _HOSTILE: dict[str, dict[str, Any]] = {
@@ -149,6 +159,15 @@ def spoil(fault: Fault, response: Response) -> Response:
     if fault.kind == "truncated":
         body = response.body()
         return Response(200, raw=body[: len(body) // 2], headers=response.headers)
+    if fault.kind in _FORM_CHANGES:
+        if response.content_type != FORM or response.raw is None:
+            return response
+        name, new = _FORM_CHANGES[fault.kind]
+        pairs = [(k, v) for k, v in parse_qsl(response.raw.decode()) if k != name]
+        if new is not None:
+            pairs.append((name, new))
+        response.raw = urlencode(pairs).encode()
+        return response
     if fault.kind in _HOSTILE:
         if isinstance(response.payload, dict):
             field = "api_token" if "api_token" in response.payload else None

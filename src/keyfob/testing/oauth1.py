@@ -35,6 +35,7 @@ import html
 import importlib
 import secrets
 import string
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ DEMO_X_USER = ("1234567890", "demo")
 DEMO_OAUTH1_USER = ("42", "demo-user")
 
 Flavour = Literal["x", "plain"]
+ALL_METHODS = ("HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "PLAINTEXT")
 #: a protected resource's handler: the request and the access token it was signed with
 Protected = Callable[[Request, "AccessToken"], Response]
 _ALNUM = string.ascii_letters + string.digits
@@ -84,6 +86,35 @@ _X_TEXT = {
     "token_rejected": "Error processing your OAuth request: Invalid request token",
     "verifier_invalid": "Error processing your OAuth request: Invalid oauth_verifier parameter",
 }
+
+
+#: the loggers oauthlib verifies requests under: silenced while the emulator verifies, as
+#: they say signature base strings (the emulator never logs); a client's own are untouched
+_OAUTHLIB_LOGGERS = (
+    "oauthlib",
+    "oauthlib.oauth1.rfc5849",
+    "oauthlib.oauth1.rfc5849.signature",
+    "oauthlib.oauth1.rfc5849.endpoints.request_token",
+    "oauthlib.oauth1.rfc5849.endpoints.access_token",
+    "oauthlib.oauth1.rfc5849.endpoints.resource",
+)
+_verifying = threading.local()
+
+
+class _WhileVerifying:
+    """A logging filter (any object with ``filter`` is one): logging is imported late."""
+
+    def filter(self, record: object) -> bool:
+        return not getattr(_verifying, "on", False)
+
+
+def _silence_oauthlib() -> None:
+    import logging
+
+    for name in _OAUTHLIB_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WhileVerifying) for f in logger.filters):
+            logger.addFilter(_WhileVerifying())
 
 
 def x_error(code: int, message: str, status: int = 401) -> Response:
@@ -161,7 +192,7 @@ class AccessToken:
 
 class _Validator:
     """oauthlib's ``RequestValidator`` for one server: mixed in before it (see
-    :meth:`OAuth1Server._endpoints`), so oauthlib's own format checks (``check_*``) stay.
+    :meth:`OAuth1Server._oauthlib`), so oauthlib's own format checks (``check_*``) stay.
 
     Every failure is remembered in ``problem`` (the first one of the request: oauthlib
     goes on with dummy values after it, so that a wrong key takes as long as a right one)."""
@@ -177,7 +208,6 @@ class _Validator:
 
     # ------------------------------------------------------------------ settings
     enforce_ssl = False  # the emulator is plain http on 127.0.0.1
-    allowed_signature_methods = ("HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "PLAINTEXT")
     safe_characters = _SAFE  # X's access tokens are "<user id>-<random>"
     client_key_length = (8, 64)
     request_token_length = (20, 64)
@@ -192,6 +222,10 @@ class _Validator:
     @property
     def timestamp_lifetime(self) -> int:
         return self.server.timestamp_lifetime
+
+    @property
+    def allowed_signature_methods(self) -> tuple[str, ...]:
+        return self.server.signature_methods
 
     def check_realms(self, realms: list[str]) -> bool:
         return True  # realms are accepted and ignored, as X does
@@ -344,6 +378,8 @@ class OAuth1Server:
         self.deny = False  #: the person clicks "Cancel": redirected with ``denied=``
         self.forge_callback = False  #: the callback carries another ``oauth_token``
         self.timestamp_lifetime = 300
+        #: X signs with HMAC-SHA1 only (its documentation knows no other method)
+        self.signature_methods = ("HMAC-SHA1",) if flavour == "x" else ALL_METHODS
         self.request_token_lifetime = 600
         self.statuses: list[str] = []  # what was posted to statuses/update
         self._endpoints: _Endpoints | None = None
@@ -356,6 +392,9 @@ class OAuth1Server:
             p["access_token"]: {"POST": self.access_token},
             p["revoke"]: {"POST": self.signed(self.invalidate)},
         }
+        if self.flavour == "plain":  # Flickr asks for its tokens with GET
+            routes[p["request_token"]]["GET"] = self.request_token
+            routes[p["access_token"]]["GET"] = self.access_token
         if self.flavour == "x":
             routes["/oauth/authenticate"] = {"GET": self.authorize}
             routes["/1.1/account/verify_credentials.json"] = {"GET": self.signed(self.account)}
@@ -432,8 +471,9 @@ class OAuth1Server:
         return found.verifier if found else None
 
     # ------------------------------------------------------------------ oauthlib
-    def _endpoints_(self) -> _Endpoints:
+    def _oauthlib(self) -> _Endpoints:
         if self._endpoints is None:
+            _silence_oauthlib()
             oauth1 = importlib.import_module("oauthlib.oauth1")
             errors = importlib.import_module("oauthlib.oauth1.rfc5849.errors")
             validator_class = type("StrictValidator", (_Validator, oauth1.RequestValidator), {})
@@ -460,13 +500,19 @@ class OAuth1Server:
         host = request.headers.get("Host") or urlsplit(self.shared.url()).netloc
         return urlunsplit(("http", host, request.path, request.query, ""))
 
-    def _oauthlib_args(self, request: Request) -> dict[str, Any]:
-        return {
-            "uri": self._uri(request),
-            "http_method": request.method,
-            "body": request.body.decode("utf-8", "replace"),
-            "headers": dict(request.headers.items()),
-        }
+    def _verify(self, call: Callable[..., Any], request: Request, **kw: Any) -> Any:
+        """One of oauthlib's endpoint methods on this request, its logs silenced."""
+        _verifying.on = True
+        try:
+            return call(
+                uri=self._uri(request),
+                http_method=request.method,
+                body=request.body.decode("utf-8", "replace"),
+                headers=dict(request.headers.items()),
+                **kw,
+            )
+        finally:
+            _verifying.on = False
 
     def _stale(self, request: Request) -> bool:
         """The request's ``oauth_timestamp`` is outside the window (X says so first)."""
@@ -490,7 +536,7 @@ class OAuth1Server:
             pairs = [("oauth_problem", problem)]
             if detail:
                 pairs.append(("oauth_problem_advice", detail))
-            status = 400 if problem == "parameter_absent" else 401
+            status = 400 if problem in ("parameter_absent", "signature_method_rejected") else 401
             return _form(status, pairs, {"WWW-Authenticate": 'OAuth realm="keyfob-emulator"'})
         if step == "access_token" and problem in _X_TEXT:
             return Response(401, raw=_X_TEXT[problem].encode(), content_type="text/plain")
@@ -506,12 +552,15 @@ class OAuth1Server:
     def request_token(self, request: Request) -> Response:
         if self._stale(request):
             return self.refused("timestamp_refused", step="request_token")
-        endpoints = self._endpoints_()
-        _, body, status = endpoints.request_token.create_request_token_response(
-            **self._oauthlib_args(request)
-        )
+        endpoints = self._oauthlib()
+        try:
+            _, body, status = self._verify(
+                endpoints.request_token.create_request_token_response, request
+            )
+        except ValueError:  # oauthlib's word for a malformed header or body
+            return self.refused("parameter_absent", step="request_token")
         if status != 200:
-            problem = "parameter_absent" if status == 400 else endpoints.validator.problem
+            problem = _problem(body) if status == 400 else endpoints.validator.problem
             return self.refused(problem, step="request_token", detail=_advice(body))
         pairs = parse_qsl(body)
         self._issued(*(v for k, v in pairs if k in ("oauth_token", "oauth_token_secret")))
@@ -537,13 +586,13 @@ class OAuth1Server:
             return Response(
                 302, headers={"Location": _add_query(found.callback, [("denied", token)])}
             )
-        endpoints = self._endpoints_()
+        endpoints = self._oauthlib()
         endpoint = endpoints.authorize_pin if found.callback == "oob" else endpoints.authorize
         try:
-            headers, body, status = endpoint.create_authorization_response(
-                **self._oauthlib_args(request), realms=[]
+            headers, body, status = self._verify(
+                endpoint.create_authorization_response, request, realms=[]
             )
-        except endpoints.error:
+        except (endpoints.error, ValueError):
             return _page(400, title, "<p>The request token for this page is invalid.</p>")
         if status == 200:  # oob: the person copies the PIN into the application
             pin = html.escape(dict(parse_qsl(body))["oauth_verifier"])
@@ -566,14 +615,15 @@ class OAuth1Server:
     def access_token(self, request: Request) -> Response:
         if self._stale(request):
             return self.refused("timestamp_refused", step="access_token")
-        endpoints = self._endpoints_()
-        _, body, status = endpoints.access_token.create_access_token_response(
-            **self._oauthlib_args(request)
-        )
+        endpoints = self._oauthlib()
+        try:
+            _, body, status = self._verify(
+                endpoints.access_token.create_access_token_response, request
+            )
+        except ValueError:
+            return self.refused("parameter_absent", step="access_token")
         if status != 200:
-            problem = endpoints.validator.problem
-            if status == 400:
-                problem = "verifier_invalid" if "verifier" in (body or "") else "parameter_absent"
+            problem = _problem(body) if status == 400 else endpoints.validator.problem
             return self.refused(problem, step="access_token", detail=_advice(body))
         made = self.access_tokens.pop(dict(parse_qsl(body))["oauth_token"])
         if self.flavour == "x":  # X's access tokens are "<user id>-<random>"
@@ -591,13 +641,18 @@ class OAuth1Server:
         def answer(request: Request) -> Response:
             if self._stale(request):
                 return self.refused("timestamp_refused", step="resource")
-            endpoints = self._endpoints_()
-            valid, checked = endpoints.resource.validate_protected_resource_request(
-                **self._oauthlib_args(request), realms=[]
-            )
+            endpoints = self._oauthlib()
+            try:
+                valid, checked = self._verify(
+                    endpoints.resource.validate_protected_resource_request, request, realms=[]
+                )
+            except ValueError:
+                return self.refused("parameter_absent", step="resource")
             if not valid:
                 problem = endpoints.validator.problem
-                if checked is None or (problem is None and not checked.validator_log):
+                if checked is not None and checked.signature_method not in self.signature_methods:
+                    problem = "signature_method_rejected"
+                elif checked is None or (problem is None and not checked.validator_log):
                     problem = "parameter_absent"
                 return self.refused(problem, step="resource")
             return handler(request, self.access_tokens[checked.resource_owner_key])
@@ -655,6 +710,16 @@ class OAuth1Server:
         )
 
 
+def _problem(body: str | None) -> str:
+    """The OAuth problem of one of oauthlib's 400 answers (a form with ``error``)."""
+    said = dict(parse_qsl(body or ""))
+    if said.get("error") == "invalid_signature_method":
+        return "signature_method_rejected"
+    if "verifier" in said.get("error_description", ""):
+        return "verifier_invalid"  # missing, or not a verifier's format
+    return "parameter_absent"
+
+
 def _advice(body: str | None) -> str:
     return dict(parse_qsl(body or "")).get("error_description", "")
 
@@ -665,11 +730,17 @@ def _add_query(url: str, pairs: list[tuple[str, str]]) -> str:
     return urlunsplit(split._replace(query=query))
 
 
-def mount(routes: Routes, x: OAuth1Server, plain: OAuth1Server) -> set[str]:
+def mount(
+    routes: Routes,
+    x: OAuth1Server,
+    plain: OAuth1Server,
+    limited: Callable[[Handler], Handler] = lambda handler: handler,
+) -> set[str]:
     """Add both servers' routes to the emulator's: X's ``GET /oauth/authorize`` shares its
     path with iNaturalist's (a request with ``oauth_token`` is X's), and ``GET /2/users/me``
-    takes an OAuth 1.0a signed request too (``Authorization: OAuth ...``). Returns the
-    paths whose POST may carry parameters in the query (the query signature type)."""
+    takes an OAuth 1.0a signed request too (``Authorization: OAuth ...``), counted by
+    ``limited`` (X's rate limit of that endpoint). Returns the paths whose POST may carry
+    parameters in the query (the query signature type)."""
     for server in (x, plain):
         for path, methods in server.routes().items():
             if path in routes:
@@ -680,7 +751,7 @@ def mount(routes: Routes, x: OAuth1Server, plain: OAuth1Server) -> set[str]:
                 routes[path] = dict(methods)
     users_me = routes.get("/2/users/me", {}).get("GET")
     if users_me is not None:
-        routes["/2/users/me"]["GET"] = _either(x.signed(x.me), users_me)
+        routes["/2/users/me"]["GET"] = _either(limited(x.signed(x.me)), users_me)
     return set(x.routes()) | set(plain.routes())
 
 

@@ -272,7 +272,9 @@ class LocalProvider:
         }
         self._x_oauth1 = OAuth1Server(shared, flavour="x")
         self._oauth1 = OAuth1Server(shared, flavour="plain")
-        self._query_on_post = oauth1.mount(self._routes, self._x_oauth1, self._oauth1)
+        self._query_on_post = oauth1.mount(
+            self._routes, self._x_oauth1, self._oauth1, self._twitter.limited
+        )
         self._patterns: Patterns = self._inat.patterns()
 
         if demo_accounts:
@@ -522,6 +524,16 @@ class LocalProvider:
         with self._lock:
             self._x_oauth1.timestamp_lifetime = self._oauth1.timestamp_lifetime = value
 
+    @property
+    def oauth1_request_token_lifetime(self) -> int:
+        """Seconds a request token may wait for its approval and its access token."""
+        return self._x_oauth1.request_token_lifetime
+
+    @oauth1_request_token_lifetime.setter
+    def oauth1_request_token_lifetime(self, value: int) -> None:
+        with self._lock:
+            self._x_oauth1.request_token_lifetime = self._oauth1.request_token_lifetime = value
+
     def oauth1_verifier(self, request_token: str) -> str | None:
         """The verifier (X's PIN for ``oob``) given for this request token once approved."""
         with self._lock:
@@ -547,6 +559,14 @@ class LocalProvider:
         base = self._require_url()
         paths = (self._x_oauth1 if x else self._oauth1).paths
         return {name: base + path for name, path in paths.items()}
+
+    def oauth1_environ(self, name: str = "local-oauth1") -> dict[str, str]:
+        """The plain server's demo consumer as a declared provider ``name`` reads it."""
+        prefix = name.upper().replace("-", "_")
+        return {
+            f"{prefix}_CLIENT_ID": DEMO_OAUTH1_CONSUMER_KEY,
+            f"{prefix}_CLIENT_SECRET": DEMO_OAUTH1_CONSUMER_SECRET,
+        }
 
     def oauth1_config_toml(self, name: str = "local-oauth1") -> str:
         """A ``protocol = "oauth1"`` provider section for the plain OAuth 1.0a server."""
