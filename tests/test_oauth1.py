@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.server
 import logging
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -391,3 +393,24 @@ def test_oauthlib_logs_nothing_below_info_when_keyfob_signs(
     assert records == [], [r.getMessage()[:80] for r in records]
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "base string" not in text and urllib.parse.quote("POST&") not in text
+
+
+def test_oauthlib_is_imported_only_when_an_oauth1_provider_signs(
+    plain: LocalProvider, home: Path
+) -> None:
+    write_config(home, plain.oauth1_config_toml(NAME) + 'signature_method = "HMAC-SHA256"\n')
+    script = (
+        "import sys, keyfob\n"
+        "assert any(p.name == 'local-oauth1' for p in keyfob.providers())\n"
+        "assert 'oauthlib' not in sys.modules, 'imported by the registry'\n"
+        "keyfob.requests_auth('local-oauth1')\n"
+        "assert 'oauthlib' not in sys.modules, 'imported by making an adapter'\n"
+        "from keyfob.oauth1 import Consumer, Signer\n"
+        "Signer(Consumer('made-up-key', 'made-up-secret'), 't', 's', who='u').header('GET', "
+        "'https://api.example/x')\n"
+        "assert 'oauthlib' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -472,3 +472,25 @@ def test_debug_output_has_no_secret_and_no_signature_base_string(
             assert "base string" not in text.lower() and "POST&" not in text
             assert urllib.parse.quote(kept["token_secret"], safe="") not in text
     assert "Traceback" in outputs[1].stderr  # --debug shows the traceback, and still no secret
+
+
+def test_a_refused_consumer_is_asked_again_on_a_terminal(
+    x: LocalProvider, no_secret_leaks: Leaks
+) -> None:
+    env = dict(os.environ, TWITTER_API_SECRET="wrong-api-secret-0123456789")
+    term = Pty(["login", "twitter-oauth1", "--flow", "pin"], env)
+    term.read_next("try again (2 more)")
+    term.read_next("Twitter/X API key (")
+    term.type("")  # Enter keeps the key shown
+    term.read_next("Twitter/X API key secret")
+    term.type(DEMO_TWITTER_API_SECRET)
+    term.read_next("PIN shown on the page: ")
+    address = next(
+        line.strip() for line in term.seen.splitlines() if line.strip().startswith("http://")
+    )
+    term.type(pin_of(fetch(address).text))
+    code = term.finish()
+    no_secret_leaks.add("the terminal", term.seen, answer=True)
+    assert code == 0, term.seen
+    assert x.count("/oauth/request_token") == 2
+    assert stored()["api_secret"] == DEMO_TWITTER_API_SECRET
