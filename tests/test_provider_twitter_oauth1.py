@@ -494,3 +494,18 @@ def test_a_refused_consumer_is_asked_again_on_a_terminal(
     assert code == 0, term.seen
     assert x.count("/oauth/request_token") == 2
     assert stored()["api_secret"] == DEMO_TWITTER_API_SECRET
+
+
+def test_keyfob_wait_takes_from_the_budget_the_adapters_use(
+    logged_in: LocalProvider, home: Path, cli: CliRun
+) -> None:
+    write_config(
+        home,
+        x_config(logged_in) + 'rate_limits = ["2/minute"]\n\n[limits]\nmax_wait = 0\n',
+    )
+    wiring.reset()
+    assert cli("wait", "twitter-oauth1").returncode == 0
+    assert requests.get(logged_in.url + VERIFY, auth=keyfob.requests_auth("twitter-oauth1")).ok
+    done = cli("wait", "twitter-oauth1", "--max-wait", "0")
+    assert done.returncode == 5, done.stderr
+    assert logged_in.count(VERIFY) == 1

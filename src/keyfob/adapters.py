@@ -115,7 +115,9 @@ class _Bound:
             return known[1]
         account = self.account
         if account is None and self._signer is not None:
-            account = self._signer[1].who  # a signing provider's limits are the user's
+            # a signing provider's limits are the user's: this adapter's (its arguments
+            # may name another user than the stored secrets do)
+            account = self._signer[1].who
         budget = broker.budget(self.provider, account)
         self._budget = (broker, budget)
         return budget

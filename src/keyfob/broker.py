@@ -138,8 +138,18 @@ class Broker:
         return self._limiter
 
     def budget(self, provider: str, account: str | None = None) -> Budget:
-        """The rate budget of (provider, account): its static limits from the provider."""
-        return self.limiter.budget(provider, account, self.provider(provider).rate_limits)
+        """The rate budget of (provider, account): its static limits from the provider.
+        A signing provider's (OAuth 1.0a) is the user's where no account is named: X
+        counts user-context requests per user (``keyfob wait`` and the adapters agree)."""
+        p = self.provider(provider)
+        if account is None and p.kind.signer is not None:
+            try:
+                signer = self.signer(provider)
+            except KeyfobError:
+                signer = None  # no user yet: the provider's own budget
+            if signer is not None:
+                account = signer.who
+        return self.limiter.budget(provider, account, p.rate_limits)
 
     @property
     def store(self) -> SecretStore:
