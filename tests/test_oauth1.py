@@ -4,6 +4,7 @@ endpoints), bad answers, and oauthlib's own debug logs kept out of every output.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
 import subprocess
@@ -414,3 +415,68 @@ def test_oauthlib_is_imported_only_when_an_oauth1_provider_signs(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """An API that answers its first request 429 (Retry-After: 1), then 200, and keeps
+    the Authorization header of each."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        first = len(self.seen) % 2 == 1
+        body = b"{}"
+        self.send_response(429 if first else 200)
+        if first:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def busy() -> Iterator[tuple[str, list[str]]]:
+    _Busy.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api", _Busy.seen
+    server.shutdown()
+    server.server_close()
+
+
+def nonce(header: str) -> str:
+    return dict(oauth1_params(header))["oauth_nonce"]
+
+
+def oauth1_params(header: str) -> list[tuple[str, str]]:
+    from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+
+    return list(parse_authorization_header(header))
+
+
+@pytest.mark.parametrize("client", ["requests", "httpx", "httpx-async"])
+def test_a_429_sent_again_is_signed_again_with_a_fresh_nonce(
+    plain: LocalProvider, busy: tuple[str, list[str]], client: str
+) -> None:
+    url, seen = busy
+    creds = {"token": "made-up-token-0123456789", "token_secret": "made-up-token-secret-01"}
+    if client == "requests":
+        status = requests.get(url, auth=keyfob.requests_auth(NAME, **creds)).status_code
+    elif client == "httpx":
+        with httpx.Client(auth=keyfob.httpx_auth(NAME, **creds)) as c:
+            status = c.get(url).status_code
+    else:
+
+        async def get() -> int:
+            async with httpx.AsyncClient(auth=keyfob.httpx_auth(NAME, **creds)) as c:
+                return (await c.get(url)).status_code
+
+        status = asyncio.run(get())
+    assert status == 200
+    assert len(seen) == 2 and nonce(seen[0]) != nonce(seen[1])
