@@ -159,6 +159,9 @@ class Accounts:
         flow = flow_of(p, flow)
         names = p.kind.login_secrets(p, flow)
         given = {k: v for k, v in credentials.items() if v}
+        if p.kind.sign_in is not None:
+            assert flow is not None
+            return self._login_signed(p, key, flow, names, given, person, timeout)
         if flow in ("browser", "device"):
             return self._login_person(p, key, flow, names, given, person, timeout)
         p = p.kind.for_flow(p, flow)
@@ -272,6 +275,49 @@ class Accounts:
         log.info("%s: logged in (%s)", p.name, describe_expiry(token, b.clock()))
         return token
 
+    def _login_signed(
+        self,
+        p: Provider,
+        key: Key,
+        flow: str,
+        names: tuple[str, ...],
+        given: Mapping[str, Any],
+        person: Person | None,
+        timeout: float,
+    ) -> Token:
+        """A login of a kind that signs (OAuth 1.0a): its flow gives the secrets to keep
+        (the access token and its secret); they go to the store, nothing to the token
+        cache (they do not expire). The token returned is the access token, unexpiring."""
+        b = self.broker
+        kind = p.kind
+        assert kind.sign_in is not None
+        creds = b.credentials(p, key[1], given, names)
+        optional = kind.optional(p, flow)
+        missing = [n for n in names if n not in creds and n not in optional]
+        if missing:
+            raise CredentialsMissing(
+                f"a {flow} login to {p.name} needs {', '.join(missing)}",
+                hint=f"set {', '.join(p.env_var(n) for n in missing)}, or run "
+                f"`{login_command(p, key[1], flow)}` in a terminal",
+            )
+        if person is None and flow != "paste":
+            from keyfob.loopback import Terminal
+
+            person = Terminal()
+        flow_ = kind.sign_in(b.resolved(p), creds, flow, clock=b.clock, timeout=timeout)
+        kept: dict[str, str] = b.transport.run(flow_, person if flow != "paste" else None)
+        service = p.service(key[1])
+        with b.flight(key):
+            self._keep(p, key, names, creds)
+            for name in p.secrets:
+                if name in kept:
+                    b.store.set(service, name, kept[name])
+                elif name not in names and b.store.get(service, name):
+                    b.store.delete(service, name)  # another user's name, from a login before
+            b.forget(key)
+        log.info("%s: logged in (%s); the access token does not expire", p.name, flow)
+        return Token(kept["token"], "OAuth", issued=b.clock())
+
     def logout(
         self, provider: str, *, account: str | None = None, revoke: bool = False
     ) -> LoggedOut:
@@ -283,7 +329,7 @@ class Accounts:
         entry: Entry | None = b._cached_entry(key)
         stored = self.get_credentials(p.name, account=account)
         failed: KeyfobError | None = None
-        if revoke and entry is not None:
+        if revoke and (entry is not None or p.kind.signer is not None):
             try:
                 revoked = self._revoke(p, key, entry)
             except (TransportError, ProviderError) as exc:
@@ -300,12 +346,15 @@ class Accounts:
         exported = tuple(v for n in p.secrets for v in p.env_vars(n) if b.environ.get(v))
         return LoggedOut(revoked, entry is not None or bool(stored), exported, failed)
 
-    def _revoke(self, p: Provider, key: Key, entry: Entry) -> bool:
-        """Revoke the cached token at the server; whether a revocation was sent."""
+    def _revoke(self, p: Provider, key: Key, entry: Entry | None) -> bool:
+        """Revoke the cached token (a signing kind's: the stored access token) at the
+        server; whether a revocation was sent."""
         b = self.broker
         creds = b.credentials(p, key[1], {})
-        resolved = b.resolved(p)
-        flow = p.kind.revoke(resolved, entry.token, creds)
+        if entry is None and not creds.get("token"):
+            return False  # nothing to revoke
+        token = entry.token if entry is not None else Token(creds.values["token"], "OAuth")
+        flow = p.kind.revoke(b.resolved(p), token, creds)
         if flow is None:
             b.warn_once(f"{p.name} cannot revoke tokens at the server; forgetting them here only")
             return False
@@ -334,13 +383,14 @@ class Accounts:
             if entry is None and not creds.values:
                 continue
             token = entry.token if entry else None
+            signed = p.kind.signer is not None and not p.kind.missing(p, creds)
             rows.append(
                 StatusRow(
                     provider=name,
                     account=account or (entry.label if entry else "") or p.kind.label(p, creds),
-                    kind=_token_kind(token) if token else "-",
+                    kind=_token_kind(token) if token else (p.kind.protocol if signed else "-"),
                     expires_in=(token.expires - now) if token and token.expires else None,
-                    has_token=token is not None,
+                    has_token=token is not None or signed,
                     state=token.state(now, p.leeway).value if token else "none",
                     secrets=dict(creds.sources),
                 )

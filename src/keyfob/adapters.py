@@ -4,6 +4,11 @@ Each adapter holds a broker (composition, not inheritance of a client): it
 asks the broker for a token per request (from memory: microseconds) and, on a
 401, tells the broker to drop that token, asks for a new one (a refresh or the
 grant, never a person) and sends the request again, once.
+
+A provider that signs (OAuth 1.0a) gets each request signed instead (method,
+URL, query and form body; a fresh nonce and timestamp each time, also for a
+429 sent again); its 401 is returned as it is: nothing would change. Its rate
+budget is the user's (X counts user-context requests per user).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from keyfob.token import Token
 
 if TYPE_CHECKING:
     from keyfob.broker import Broker
+    from keyfob.provider.base import Signer
     from keyfob.ratelimit import Budget
 
 
@@ -74,6 +80,9 @@ class _Bound:
         self._credentials = credentials
         self._broker = broker
         self._budget: tuple[Broker, Budget] | None = None  # the broker's, looked up once
+        #: whether the provider signs each request (OAuth 1.0a); None: not asked yet
+        self._signs: bool | None = None
+        self._signer: tuple[Broker, Signer] | None = None
 
     @property
     def broker(self) -> Broker:
@@ -104,9 +113,29 @@ class _Bound:
         broker, known = self.broker, self._budget
         if known is not None and known[0] is broker:
             return known[1]
-        budget = broker.budget(self.provider, self.account)
+        account = self.account
+        if account is None and self._signer is not None:
+            # a signing provider's limits are the user's: this adapter's (its arguments
+            # may name another user than the stored secrets do)
+            account = self._signer[1].who
+        budget = broker.budget(self.provider, account)
         self._budget = (broker, budget)
         return budget
+
+    def signs(self) -> bool:
+        """Whether the provider signs each request (asked once)."""
+        if self._signs is None:
+            self._signs = self.broker.provider(self.provider).kind.signer is not None
+        return self._signs
+
+    def signer(self) -> Signer:
+        broker, known = self.broker, self._signer
+        if known is not None and known[0] is broker:
+            return known[1]
+        signer = broker.signer(self.provider, account=self.account, **self._credentials)
+        assert signer is not None
+        self._signer = (broker, signer)
+        return signer
 
     def retries(self) -> int:
         return self.broker.limiter.retries
@@ -120,6 +149,8 @@ class RequestsAuth(_Bound, AuthBase):
     """``requests`` auth: ``requests.get(url, auth=keyfob.requests_auth("twitter"))``."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._signs is not False and self.signs():
+            return self._signed(r)
         budget = self.budget()
         if budget is not None:
             budget.take(_scope(r.method, r.url))  # RateLimited before anything is sent
@@ -127,6 +158,16 @@ class RequestsAuth(_Bound, AuthBase):
         r.headers["Authorization"] = token.authorization
         r.register_hook("response", self._on_answer)  # type: ignore[no-untyped-call]
         r._keyfob_token = token  # type: ignore[attr-defined]
+        return r
+
+    def _signed(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        signer = self.signer()
+        budget = self.budget()
+        if budget is not None:
+            budget.take(_scope(r.method, r.url))
+        r._keyfob_unsigned = (r.url, r.headers.copy(), r.body)  # type: ignore[attr-defined]
+        _sign_prepared(r, signer)
+        r.register_hook("response", self._on_answer)  # type: ignore[no-untyped-call]
         return r
 
     def _on_answer(self, response: requests.Response, **kwargs: Any) -> requests.Response:
@@ -159,6 +200,11 @@ class RequestsAuth(_Bound, AuthBase):
             response.content  # noqa: B018 - release the connection
             response.close()
             retry = request.copy()
+            unsigned = getattr(request, "_keyfob_unsigned", None)
+            if unsigned is not None:  # signed again: a fresh nonce, or the server refuses it
+                retry.url, headers, retry.body = unsigned
+                retry.headers = headers.copy()
+                _sign_prepared(retry, self.signer())
             new = response.connection.send(retry, **kwargs)
             new.history.append(response)
             new.request = retry
@@ -191,6 +237,9 @@ class HttpxAuth(_Bound, httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._signs is not False and self.signs():
+            yield from self._signed_flow(request)
+            return
         budget = self.budget()
         if budget is not None:
             scope = scope_of(request.method, request.url.path)  # httpx parsed it
@@ -215,9 +264,73 @@ class HttpxAuth(_Bound, httpx.Auth):
             request.headers["Authorization"] = self.replace(token).authorization
             yield request
 
+    def _signed_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        signer = self.signer()
+        budget = self.budget()
+        scope = scope_of(request.method, request.url.path)
+        if budget is not None:
+            budget.take(scope)
+        if _is_form(request):
+            request.read()
+        unsigned = _unsigned(request)
+        _sign_httpx(request, signer, unsigned)
+        response = yield request
+        tries = 0
+        while budget is not None:
+            budget.learn(request.method, request.url.path, response.status_code, response.headers)
+            if not _again(budget, request.method, response.status_code, tries, self.retries()):
+                break
+            try:
+                budget.take(scope)
+            except RateLimited:
+                return
+            tries += 1
+            response.read()
+            _sign_httpx(request, signer, unsigned)
+            response = yield request
+        # A 401 is returned as it is: signed again, the request would say the same.
+
+    async def _asigned_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        signer = self.signer()
+        budget = self.budget()
+        scope = scope_of(request.method, request.url.path)
+        if budget is not None:
+            await budget.atake(scope)
+        if _is_form(request):
+            await request.aread()
+        unsigned = _unsigned(request)
+        _sign_httpx(request, signer, unsigned)
+        response = yield request
+        tries = 0
+        while budget is not None:
+            budget.learn(request.method, request.url.path, response.status_code, response.headers)
+            if not _again(budget, request.method, response.status_code, tries, self.retries()):
+                break
+            try:
+                await budget.atake(scope)
+            except RateLimited:
+                return
+            tries += 1
+            await response.aread()
+            _sign_httpx(request, signer, unsigned)
+            response = yield request
+
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._signs is not False and self.signs():
+            flow = self._asigned_flow(request)
+            response = None
+            try:
+                while True:
+                    sent = await flow.asend(response)  # type: ignore[arg-type]
+                    response = yield sent
+            except StopAsyncIteration:
+                return
         budget = self.budget()
         scope = scope_of(request.method, request.url.path)  # httpx parsed it
         if budget is not None:
@@ -243,6 +356,55 @@ class HttpxAuth(_Bound, httpx.Auth):
             fresh = await self.areplace(token)
             request.headers["Authorization"] = fresh.authorization
             yield request
+
+
+def _sign_prepared(r: requests.PreparedRequest, signer: Signer) -> None:
+    """Sign a prepared request in place: a form body is signed with it, a file or
+    stream body is sent as it is, unsigned (RFC 5849 §3.4.1.3.1)."""
+    body = r.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    readable = body if isinstance(body, bytes) else None
+    url, headers, signed = signer.sign(r.method or "GET", r.url or "", r.headers, readable)
+    r.url = url
+    for name, value in headers.items():
+        r.headers[name] = value
+    if readable is not None and signed is not None and signed != readable:
+        r.body = signed
+        r.headers["Content-Length"] = str(len(signed))
+
+
+def _is_form(request: httpx.Request) -> bool:
+    kind: str = request.headers.get("content-type", "")
+    return kind.split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def _unsigned(request: httpx.Request) -> tuple[str, list[tuple[str, str]], bytes | None]:
+    """The request before signing: each attempt is signed afresh from it."""
+    try:
+        body: bytes | None = request.content
+    except httpx.RequestNotRead:
+        body = None  # a stream: sent as it is, unsigned
+    return str(request.url), list(request.headers.multi_items()), body
+
+
+def _sign_httpx(
+    request: httpx.Request,
+    signer: Signer,
+    unsigned: tuple[str, list[tuple[str, str]], bytes | None],
+) -> None:
+    url, headers, body = unsigned
+    request.headers = httpx.Headers(headers)
+    signed_url, signed_headers, signed_body = signer.sign(
+        request.method, url, dict(request.headers), body
+    )
+    request.url = httpx.URL(signed_url)
+    for name, value in signed_headers.items():
+        request.headers[name] = value
+    if body is not None and signed_body is not None:
+        request.stream = httpx.ByteStream(signed_body)
+        request._content = signed_body
+        request.headers["Content-Length"] = str(len(signed_body))
 
 
 def _saw_token(response: httpx.Response, request: httpx.Request) -> bool:

@@ -34,7 +34,7 @@ from keyfob.errors import (
 from keyfob.flight import Flight, SingleFlight
 from keyfob.flow import Flow
 from keyfob.provider import Provider, registry
-from keyfob.provider.base import login_command
+from keyfob.provider.base import Signer, login_command
 from keyfob.secretstore import Credentials, SecretStore, resolve
 from keyfob.secretstore import open_store as _open_store
 from keyfob.token import Token, TokenState
@@ -140,8 +140,18 @@ class Broker:
         return self._limiter
 
     def budget(self, provider: str, account: str | None = None) -> Budget:
-        """The rate budget of (provider, account): its static limits from the provider."""
-        return self.limiter.budget(provider, account, self.provider(provider).rate_limits)
+        """The rate budget of (provider, account): its static limits from the provider.
+        A signing provider's (OAuth 1.0a) is the user's where no account is named: X
+        counts user-context requests per user (``keyfob wait`` and the adapters agree)."""
+        p = self.provider(provider)
+        if account is None and p.kind.signer is not None:
+            try:
+                signer = self.signer(provider)
+            except KeyfobError:
+                signer = None  # no user yet: the provider's own budget
+            if signer is not None:
+                account = signer.who
+        return self.limiter.budget(provider, account, p.rate_limits)
 
     @property
     def store(self) -> SecretStore:
@@ -320,6 +330,8 @@ class Broker:
         provider's grant with the secrets, unless the cached token is itself the only
         secret there is (a renewed personal token supersedes the one it came from).
         """
+        if p.kind.signer is not None:  # no bearer token: its acquire says what to use instead
+            return (yield from p.kind.acquire(p, Credentials(), self.clock()))
         entry = self._cached_entry(key)
         if not refresh:
             # Look again: another thread or process may have just saved one.
@@ -514,6 +526,38 @@ class Broker:
             f"({where}) or the {self.store.kind} (service {p.service(account)})",
             hint=f"run `{login_command(p, account)}`, or set {where}",
         )
+
+    # -- a signing provider (OAuth 1.0a) ---------------------------------------------
+
+    def signer(
+        self, provider: str, *, account: str | None = None, **credentials: Any
+    ) -> Signer | None:
+        """What signs each request of a provider that signs (OAuth 1.0a), from its
+        secrets (they do not expire: no cache, no renewal); None for a bearer provider."""
+        p = self.provider(provider)
+        make = p.kind.signer
+        if make is None:
+            return None
+        creds = self.credentials(p, account or "", credentials)
+        self.require(p, account or "", creds)
+        return make(p, creds)
+
+    def signing_secrets(
+        self, provider: str, *, account: str | None = None, **credentials: Any
+    ) -> dict[str, str]:
+        """The four secrets a signing provider's requests are signed with, for a child
+        process that signs its own (``keyfob exec``): ``consumer_key``,
+        ``consumer_secret``, ``token``, ``token_secret``."""
+        p = self.provider(provider)
+        creds = self.credentials(p, account or "", credentials)
+        self.require(p, account or "", creds)
+        key_name, secret_name = p.kind.client
+        return {
+            "consumer_key": creds.values[key_name],
+            "consumer_secret": creds.get(secret_name) or "",
+            "token": creds.values["token"],
+            "token_secret": creds.values["token_secret"],
+        }
 
     # -- after a 401 -----------------------------------------------------------
 

@@ -78,7 +78,8 @@ def providers() -> None:
         p = b.providers[name]
         needs = ", ".join(f"{n} ({' or '.join(p.env_vars(n))})" for n in p.required)
         origin = "built-in" if p.builtin else "config.toml"
-        click.echo(f"{name:<14} {p.grant:<18} {origin:<11} {p.description or ''}")
+        grant = p.grant if p.kind.signer is None else p.kind.protocol
+        click.echo(f"{name:<14} {grant:<18} {origin:<11} {p.description or ''}")
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
         auth = [f"client auth: {p.client_auth}"] if p.kind.client[0] in p.secrets else []
         if auth and p.signing_key is not None:
@@ -129,8 +130,14 @@ def login(
             hint=f"set {', '.join(p.env_var(n) for n in needed)}, or run "
             f"`{login_command(p, account, flow)}` in a terminal",
         )
+    if plan.flow == "pin" and not terminal:
+        raise CredentialsMissing(
+            f"a PIN login to {p.name} needs a terminal to type the PIN on",
+            hint=f"run `{login_command(p, account, 'pin')}` in a terminal, or use "
+            "--flow browser or --flow paste",
+        )
     extra: dict[str, Any] = {}
-    if plan.flow in ("browser", "device"):
+    if plan.flow in ("browser", "device", "pin"):
         from keyfob.loopback import Terminal
 
         extra = {"person": Terminal(browser=not no_browser), "timeout": timeout}
@@ -198,6 +205,7 @@ def _duration(seconds: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Token, type and expiry as JSON.")
 def token(provider: str, account: str | None, refresh: bool, as_json: bool) -> None:
     """Print a valid access token."""
+    # An OAuth 1.0a provider has no token to print: its kind says what to use instead.
     t = _broker_().get_token(provider, account=account, refresh=refresh)
     if as_json:
         expires_at = t.expires_at
@@ -221,9 +229,50 @@ def token(provider: str, account: str | None, refresh: bool, as_json: bool) -> N
 @cli.command()
 @click.argument("provider")
 @click.option("--account", default=None, help=ACCOUNT_HELP)
-def header(provider: str, account: str | None) -> None:
-    """Print `Authorization: Bearer …`."""
-    click.echo("Authorization: " + _broker_().get_token(provider, account=account).authorization)
+@click.option(
+    "--method",
+    default=None,
+    help="OAuth 1.0a: the request's method (default GET, or POST with --data).",
+)
+@click.option("--url", default=None, help="OAuth 1.0a: the request's URL, its query included.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="K=V",
+    help="OAuth 1.0a: a field of the request's form body (repeatable), signed with it.",
+)
+def header(
+    provider: str,
+    account: str | None,
+    method: str | None,
+    url: str | None,
+    data: tuple[str, ...],
+) -> None:
+    """Print the Authorization header (OAuth 1.0a: of one request).
+
+    A bearer token's header is the same for every request: --method, --url and
+    --data are accepted and not needed. An OAuth 1.0a provider signs one
+    request: give its --url (and --method, --data K=V for a form body).
+    """
+    b = _broker_()
+    signer = b.signer(provider, account=account) if b.provider(provider).kind.signer else None
+    if signer is None:
+        click.echo("Authorization: " + b.get_token(provider, account=account).authorization)
+        return
+    if not url:
+        raise ConfigError(
+            f"{provider} signs each request (OAuth 1.0a): give the request's --url",
+            hint=f'run `keyfob header {provider} --method GET --url "https://..."`',
+        )
+    form: list[tuple[str, str]] = []
+    for item in data:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ConfigError(f"--data {item!r} is not K=V", hint="give each field as --data K=V")
+        form.append((name, value))
+    verb = (method or ("POST" if form else "GET")).upper()
+    click.echo("Authorization: " + signer.header(verb, url, dict(form) if form else None))
 
 
 # Options may follow PROVIDER (`exec PROVIDER --env VAR -- CMD…`); `--` ends them.
@@ -239,6 +288,11 @@ def exec_(provider: str, account: str | None, var: str | None, command: tuple[st
 
     The token goes in one variable (--env) and is written nowhere else. Put --
     before COMMAND: keyfob exec twitter -- curl URL
+
+    An OAuth 1.0a provider's child signs its own requests: it gets the access
+    token in VAR, its secret in VAR_SECRET, and the consumer key and secret in
+    <PROVIDER>_CONSUMER_KEY and <PROVIDER>_CONSUMER_SECRET (with --env VAR: VAR
+    without its _TOKEN ending, then _CONSUMER_KEY ...).
     """
     if command and command[0] == "--":
         command = command[1:]
@@ -249,10 +303,19 @@ def exec_(provider: str, account: str | None, var: str | None, command: tuple[st
             f"--env {var!r} is not an environment variable name",
             hint="use letters, digits and _, not starting with a digit, e.g. --env API_TOKEN",
         )
-    t = _broker_().get_token(provider, account=account)
+    b = _broker_()
     name = var or "".join(c if c.isalnum() else "_" for c in provider.upper()) + "_TOKEN"
     env = dict(os.environ)
-    env[name] = t.access_token
+    if b.provider(provider).kind.signer is not None:
+        # OAuth 1.0a: the child signs its own requests, so it gets all four secrets.
+        four = b.signing_secrets(provider, account=account)
+        stem = name.removesuffix("_TOKEN")
+        env[name] = four["token"]
+        env[name + "_SECRET"] = four["token_secret"]
+        env[stem + "_CONSUMER_KEY"] = four["consumer_key"]
+        env[stem + "_CONSUMER_SECRET"] = four["consumer_secret"]
+    else:
+        env[name] = b.get_token(provider, account=account).access_token
     try:
         done = subprocess.run(list(command), env=env, check=False)
     except FileNotFoundError:

@@ -38,7 +38,7 @@ from keyfob import wiring
 from keyfob.broker import Broker
 from keyfob.clientauth import attach
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError, StorageError
-from keyfob.flow import HttpRequest, Person, ShowCode
+from keyfob.flow import AskPin, HttpRequest, Person, ShowCode
 from keyfob.provider import inaturalist as kind
 from keyfob.token import Token
 
@@ -235,6 +235,9 @@ class _OnPort:
 
     def show_code(self, code: ShowCode) -> None:
         self.person.show_code(code)
+
+    def ask_pin(self, ask: AskPin) -> str:
+        return self.person.ask_pin(ask)
 
     def sleep(self, seconds: float, until: float | None) -> None:
         self.person.sleep(seconds, until)

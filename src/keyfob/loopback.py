@@ -21,8 +21,8 @@ import time
 import urllib.parse
 from typing import IO, Any
 
-from keyfob.errors import ConfigError, InvalidCredentials
-from keyfob.flow import ShowCode
+from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
+from keyfob.flow import AskPin, ShowCode
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>keyfob: {title}</title>
@@ -222,7 +222,7 @@ class Terminal:
         for line in self.stdin:
             query = urllib.parse.urlsplit(line.strip()).query
             params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-            if "code" in params or "error" in params:
+            if params.keys() & {"code", "error", "oauth_verifier", "denied"}:
                 into.put(params)
                 return
             self.say("That address has no code in it; paste the whole address.")
@@ -230,6 +230,29 @@ class Terminal:
     def finish(self, ok: bool, message: str) -> None:
         if self.listener is not None:
             self.listener.answer(ok, message)
+
+    # -- OAuth 1.0a out of band (PIN) --------------------------------------------
+
+    def ask_pin(self, ask: AskPin) -> str:
+        """The address to allow access at (once), then the PIN, read on the terminal.
+        Without a terminal there is no one to type it: CredentialsMissing (exit 3)."""
+        if not self._stdin_tty():
+            raise CredentialsMissing(
+                "a PIN login needs a terminal to type the PIN on",
+                hint="run `keyfob login PROVIDER --flow pin` in a terminal, or use "
+                "--flow browser or --flow paste",
+            )
+        if ask.first:
+            self.say("To log in, visit this address in a browser and allow access:")
+            self.say(f"\n    {ask.url}\n")
+        else:
+            self.say(f"That PIN was refused; try again ({ask.tries_left} left).")
+        self.out.write("PIN shown on the page: ")
+        self.out.flush()
+        line = self.stdin.readline()
+        if not line:
+            raise CredentialsMissing("no PIN was typed", hint="start the login again")
+        return line.strip()
 
     # -- device flow -----------------------------------------------------------
 

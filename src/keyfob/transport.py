@@ -39,6 +39,7 @@ from keyfob.body import ACCEPT_ENCODING, BodyReader, total_deadline
 from keyfob.config import HttpSettings, check_url, safe_url
 from keyfob.errors import ConfigError, TransportError
 from keyfob.flow import (
+    AskPin,
     AsyncPerson,
     AwaitCallback,
     Effect,
@@ -280,6 +281,8 @@ def _person_call(
         return "finish", (effect.ok, effect.message)
     if isinstance(effect, ShowCode):
         return "show_code", (effect,)
+    if isinstance(effect, AskPin):
+        return "ask_pin", (effect,)
     if isinstance(effect, Sleep):
         return "sleep", (effect.seconds, effect.until)
     raise TypeError(f"unknown effect {type(effect).__name__}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from keyfob.config import Settings, check_url, warn_unknown
 from keyfob.errors import ConfigError
-from keyfob.provider import github, inaturalist, oauth2, treesnap, twitter
+from keyfob.provider import github, inaturalist, oauth1, oauth2, treesnap, twitter
 from keyfob.provider.base import (
     FLOWS,
     PUBLIC_NAMES,
@@ -47,6 +47,8 @@ ENDPOINTS = (
     "jwt_url",
     "refresh_url",
     "api_url",
+    "request_token_url",
+    "access_token_url",
 )
 #: client authentication without a secret (keyfob.clientauth): files, and the key's id
 CLIENT_FILES = ("client_cert", "client_key", "private_key")
@@ -63,7 +65,20 @@ SETTINGS = (
     "description",
     "rate_limits",
     *CLIENT_KEYS,
+    "protocol",
+    "signature_method",
+    "signature_type",
+    "rsa_key",
 )
+#: the keys only an OAuth 1.0a provider reads
+OAUTH1_ONLY = (
+    "request_token_url",
+    "access_token_url",
+    "signature_method",
+    "signature_type",
+    "rsa_key",
+)
+PROTOCOLS = ("oauth2", "oauth1")
 GRANTS = (
     "client_credentials",
     "password",
@@ -81,7 +96,7 @@ CLIENT_AUTHS = (
 )
 
 BUILTINS: dict[str, Provider] = {
-    p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
+    p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER, oauth1.PROVIDER)
 }
 BUILTINS[github.PROVIDER.name] = github.PROVIDER
 
@@ -237,6 +252,12 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
         if key == "rate_limits":
             values[key] = _rate_limits(value, f"{path}: [providers.{name}] rate_limits", fix)
             continue
+        if key in ("protocol", "signature_method", "signature_type"):
+            values[key] = _one_of(key, value, name, path, fix)
+            continue
+        if key == "rsa_key":
+            values[key] = _key_path(value, name, path, fix)
+            continue
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(
                 f"{path}: [providers.{name}] {key} must be a non-empty string", hint=fix
@@ -247,10 +268,19 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
             except ConfigError as exc:
                 raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
         values[key] = value.strip()
+    protocol = values.pop("protocol", None)
     if base is not None:
         if "grant" in values and values["grant"] != base.grant and base.builtin:
             raise ConfigError(f"{path}: the grant of built-in provider {name} cannot be changed")
+        is_oauth1 = base.kind.signer is not None
+        if protocol is not None and protocol != ("oauth1" if is_oauth1 else "oauth2"):
+            raise ConfigError(f"{path}: the protocol of provider {name} cannot be changed")
+        if not is_oauth1:
+            _only_oauth1(values, name, path)
         return dataclasses.replace(base, **values)
+    if protocol == "oauth1":
+        return _declare_oauth1(name, values, path)
+    _only_oauth1(values, name, path)
 
     grant = values.setdefault("grant", "client_credentials")
     if grant not in GRANTS:
@@ -276,5 +306,90 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
         required=oauth2.required(grant, values["client_auth"]),
         identity=oauth2.IDENTITY[grant],
         env=env(prefix, oauth2.SECRETS),
+        **values,
+    )
+
+
+def _one_of(key: str, value: object, name: str, path: str, fix: str) -> str:
+    from keyfob.oauth1 import SIGNATURE_METHODS, SIGNATURE_TYPES
+
+    known = {
+        "protocol": PROTOCOLS,
+        "signature_method": SIGNATURE_METHODS,
+        "signature_type": SIGNATURE_TYPES,
+    }[key]
+    text = value.strip() if isinstance(value, str) else None
+    if key == "signature_method" and text:
+        text = text.upper()
+    elif text:
+        text = text.lower()
+    if text not in known:
+        raise ConfigError(
+            f"{path}: [providers.{name}] {key} must be one of {', '.join(known)}, not {value!r}",
+            hint=fix,
+        )
+    return text
+
+
+def _key_path(value: object, name: str, path: str, fix: str) -> str:
+    """rsa_key: a file path, ``~`` expanded, relative to the config file's folder."""
+    import os
+
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{path}: [providers.{name}] rsa_key must be the path of a PEM file", hint=fix
+        )
+    where = os.path.expanduser(value.strip())
+    return os.path.join(os.path.dirname(os.path.abspath(path)), where)
+
+
+def _only_oauth1(values: Mapping[str, Any], name: str, path: str) -> None:
+    stray = [k for k in OAUTH1_ONLY if k in values]
+    if stray:
+        raise ConfigError(
+            f"{path}: [providers.{name}] {', '.join(stray)} only mean something to an "
+            "OAuth 1.0a provider",
+            hint=f'add protocol = "oauth1" to [providers.{name}], or remove {stray[0]}',
+        )
+
+
+def _declare_oauth1(name: str, values: dict[str, Any], path: str) -> Provider:
+    """A provider declared with protocol = "oauth1": its three endpoints are needed."""
+    missing = [
+        k for k in ("request_token_url", "authorize_url", "access_token_url") if k not in values
+    ]
+    if missing:
+        raise ConfigError(
+            f"{path}: [providers.{name}] (protocol oauth1) needs {', '.join(missing)}",
+            hint="give the provider's request-token, authorize and access-token addresses",
+        )
+    if values.pop("grant", "oauth1") != "oauth1":
+        raise ConfigError(f"{path}: [providers.{name}] an OAuth 1.0a provider has no grant")
+    stray = [
+        k for k in ("token_url", "device_url", "issuer", "jwt_url", "refresh_url") if k in values
+    ]
+    if stray:
+        raise ConfigError(
+            f"{path}: [providers.{name}] an OAuth 1.0a provider has no {', '.join(stray)}",
+            hint='remove it, or drop protocol = "oauth1"',
+        )
+    if values.get("signature_method") == "RSA-SHA1" and not values.get("rsa_key"):
+        raise ConfigError(
+            f"{path}: [providers.{name}] signature_method RSA-SHA1 needs rsa_key",
+            hint="set rsa_key to the path of the RSA private key file (PEM)",
+        )
+    prefix = values.setdefault("env_prefix", re.sub(r"[^A-Z0-9]", "_", name.upper()))
+    if not re.match(r"^[A-Z][A-Z0-9_]*$", prefix):
+        raise ConfigError(f"{path}: [providers.{name}] env_prefix must be an upper-case name")
+    for key in ("client_auth", "scope", "leeway"):
+        values.pop(key, None)
+    return Provider(
+        name=name,
+        kind=oauth1.KIND,
+        grant="oauth1",
+        secrets=oauth1.SECRETS,
+        required=oauth1.REQUIRED,
+        identity=oauth1.IDENTITY,
+        env=env(prefix, oauth1.SECRETS),
         **values,
     )

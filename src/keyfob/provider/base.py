@@ -33,6 +33,7 @@ FLOW_WORDS = {
     "paste": "a token you copied from the provider's site",
     "browser": "you log in in a browser (authorization code + PKCE)",
     "device": "you enter a code on any other device (RFC 8628)",
+    "pin": "you allow access in a browser anywhere and type the PIN it shows (OAuth 1.0a)",
 }
 FLOWS = tuple(FLOW_WORDS)
 #: secrets that are not secret: shown in prompts as plain input, usable as identity
@@ -55,6 +56,13 @@ class Provider:
     jwt_url: str | None = None
     refresh_url: str | None = None
     api_url: str | None = None
+    #: OAuth 1.0a (RFC 5849): the temporary-credentials and token endpoints, how it signs
+    request_token_url: str | None = None
+    access_token_url: str | None = None
+    signature_method: str = "HMAC-SHA1"
+    signature_type: str = "header"
+    #: the path of the RSA private key file, for RSA-SHA1
+    rsa_key: str | None = None
     issuer: str | None = None
     client_auth: str = "client_secret_basic"
     scope: str | None = None
@@ -96,7 +104,7 @@ class Provider:
     @property
     def endpoint(self) -> str:
         """Where its tokens come from: a token of another server is not its own."""
-        return self.token_url or self.issuer or self.refresh_url or ""
+        return self.token_url or self.issuer or self.refresh_url or self.access_token_url or ""
 
     @property
     def identity_env(self) -> str:
@@ -105,7 +113,13 @@ class Provider:
     @property
     def site(self) -> str:
         """The provider's web site as its endpoints name it (``https://host``), or ""."""
-        for url in (self.issuer, self.authorize_url, self.token_url, self.refresh_url):
+        for url in (
+            self.issuer,
+            self.authorize_url,
+            self.token_url,
+            self.refresh_url,
+            self.request_token_url,
+        ):
             if url:
                 parts = urlsplit(url)
                 return f"{parts.scheme}://{parts.netloc}"
@@ -160,6 +174,34 @@ class Interactive(Protocol):
         clock: Callable[[], float],
         timeout: float,
     ) -> Flow[Token]: ...
+
+
+class Signer(Protocol):
+    """Signs each request for one user (OAuth 1.0a), where a bearer token is not enough."""
+
+    #: whose requests these are, for the rate budget (never a secret)
+    who: str
+
+    def sign(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[str, dict[str, str], bytes | None]: ...
+
+    def header(self, method: str, url: str, form: Mapping[str, str] | None = None) -> str: ...
+
+
+class SignIn(Protocol):
+    """A login of a signing kind (``pin``, ``browser``, ``paste``): a flow to the secrets
+    to keep (the access token and its secret, and names such as ``user_id``)."""
+
+    def __call__(
+        self,
+        p: Provider,
+        creds: Credentials,
+        flow: str,
+        *,
+        clock: Callable[[], float],
+        timeout: float,
+    ) -> Flow[dict[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -268,7 +310,10 @@ INTERACTIVE_GRANTS = {"authorization_code": "browser", "device_code": "device"}
 
 
 def login_flow(p: Provider, flow: str | None) -> str | None:
-    """The flow a login takes: the one asked for, else the one the grant needs."""
+    """The flow a login takes: the one asked for, else the one the grant needs (a
+    signing kind's first flow: it has no grant)."""
+    if flow is None and p.kind.sign_in is not None:
+        return p.kind.flows(p)[0]
     return flow or INTERACTIVE_GRANTS.get(p.grant)
 
 
@@ -311,6 +356,12 @@ class Kind:
     for_flow: Callable[[Provider, str | None], Provider] = same_provider
     refused: Callable[[Provider, str | None, KeyfobError], tuple[str, ...]] = refused_secrets
     check: Check | None = None
+    #: a kind that signs every request (OAuth 1.0a) instead of giving a bearer token:
+    #: its signer from the secrets, and its logins (a flow to the secrets to keep)
+    signer: Callable[[Provider, Credentials], Signer] | None = None
+    sign_in: SignIn | None = None
+    #: what `status` and `providers` call its tokens
+    protocol: str = "OAuth 2.0"
 
     def __repr__(self) -> str:
         return f"<Kind {self.name}>"
