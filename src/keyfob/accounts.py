@@ -354,7 +354,8 @@ class Accounts:
         if entry is None and not creds.get("token"):
             return False  # nothing to revoke
         token = entry.token if entry is not None else Token(creds.values["token"], "OAuth")
-        flow = p.kind.revoke(b.resolved(p), token, creds)
+        resolved = b.resolved(p)
+        flow = p.kind.revoke(resolved, token, creds)
         if flow is None:
             b.warn_once(f"{p.name} cannot revoke tokens at the server; forgetting them here only")
             return False
