@@ -16,7 +16,7 @@ from typing import Any
 
 from keyfob.config import Settings, check_url, warn_unknown
 from keyfob.errors import ConfigError
-from keyfob.provider import inaturalist, oauth2, treesnap, twitter
+from keyfob.provider import inaturalist, oauth2, treesnap, twitter, twitter_user
 from keyfob.provider.base import (
     FLOWS,
     PUBLIC_NAMES,
@@ -71,7 +71,8 @@ GRANTS = (
 CLIENT_AUTHS = ("client_secret_basic", "client_secret_post", "none")
 
 BUILTINS: dict[str, Provider] = {
-    p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER)
+    p.name: p
+    for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER, twitter_user.PROVIDER)
 }
 
 #: a year: leeway beyond any token's life is a mistake (and inf or nan never a number)

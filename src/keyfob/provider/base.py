@@ -299,6 +299,13 @@ class Kind:
     for_flow: Callable[[Provider, str | None], Provider] = same_provider
     refused: Callable[[Provider, str | None, KeyfobError], tuple[str, ...]] = refused_secrets
     check: Check | None = None
+    #: the server rotates refresh tokens (X, GitHub apps): each renewal's refresh token
+    #: supersedes the one sent, wherever that came from; the broker keeps it in the
+    #: secret store before the new token is used (see :mod:`keyfob.rotation`)
+    rotates: bool = False
+    #: what ``keyfob status`` calls the provider's tokens ("app-only", "user (OAuth
+    #: 2.0)"); empty: what the token itself shows (a JWT, an opaque string)
+    token_kind: str = ""
 
     def __repr__(self) -> str:
         return f"<Kind {self.name}>"
