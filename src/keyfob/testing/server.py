@@ -479,6 +479,15 @@ class LocalProvider:
     def twitter_deny(self, value: bool) -> None:
         self._x_user.deny = value
 
+    @property
+    def twitter_token_lifetime(self) -> int:
+        """Seconds an X user-context access token lives (X: 7200)."""
+        return self._x_user.lifetime
+
+    @twitter_token_lifetime.setter
+    def twitter_token_lifetime(self, value: int) -> None:
+        self._x_user.lifetime = value
+
     def twitter_refresh_token(
         self,
         user_id: str = DEMO_X_USER[0],
