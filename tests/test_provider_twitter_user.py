@@ -9,6 +9,7 @@ one already rotated away (``twitter_spent_uses``), which must stay 0.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 import keyfob
 from conftest import CliRun, Leaks
@@ -30,7 +33,10 @@ from keyfob import wiring
 from keyfob.broker import Broker
 from keyfob.cache import Entry, Key
 from keyfob.cache.sqlite import SQLiteCache
+from keyfob.errors import ConfigError
 from keyfob.flight import Unlocked
+from keyfob.flow import HttpResponse
+from keyfob.provider import BUILTINS, twitter_user
 from keyfob.testing import DEMO_TWITTER_CLIENT_ID, LocalProvider
 from provider_contract import Case, ProviderContract, requests_made
 from test_inaturalist_auth_code import Browser, query_of
@@ -587,3 +593,70 @@ def test_each_user_has_its_own_budget_shared_by_its_processes(
         assert process("alice") == "limited"  # what this process learned, another obeys
         assert process("bob") == "200"  # another user: another budget, at X too
         assert requests_made(tight).get(ME) == 6  # two logins asked whose, then 3 + 1
+
+
+# --------------------------------------------------------------------------- a real browser
+def test_cli_login_in_headless_chromium_leaves_a_working_user_token(
+    x: LocalProvider, cli: CliRun, tmp_path: Path, no_secret_leaks: Leaks
+) -> None:
+    from test_browser_e2e import LAB, _node
+
+    node = _node()  # skips (fails under CI) without node, Chromium and playwright-core
+    out = tmp_path / "browse.out"
+    launcher = tmp_path / "browser"
+    launcher.write_text(
+        f'#!/bin/sh\n"{node}" "{LAB / "browse.mjs"}" login "$1" > "{out}" 2>&1 < /dev/null &\n'
+    )
+    launcher.chmod(0o755)
+
+    done = cli(
+        "login",
+        "twitter-user",
+        "--timeout",
+        "30",
+        env={"BROWSER": str(launcher)},
+        unset=("DISPLAY", "WAYLAND_DISPLAY"),
+    )
+
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 30
+    while "Logged in" not in (out.read_text() if out.exists() else ""):
+        assert time.monotonic() < deadline, out.read_text() if out.exists() else "no output"
+        time.sleep(0.05)
+    no_secret_leaks.add("browse.mjs output", out.read_text())
+    token = cli("token", "twitter-user")
+    assert token.returncode == 0
+    assert me(x, token.stdout.strip())[0] == 200
+
+
+# --------------------------------------------------------------------------- parsers
+@given(st.text(max_size=80))
+def test_any_redirect_uri_is_a_listenable_loopback_address_or_a_config_error(text: str) -> None:
+    p = dataclasses.replace(BUILTINS["twitter-user"], redirect_uri=text or None)
+    try:
+        uri = twitter_user.redirect_uri(p)
+    except ConfigError as exc:
+        assert exc.exit_code == 2 and "\n" not in exc.one_line()
+        return
+    parts = urllib.parse.urlsplit(uri)
+    assert parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+    assert parts.port is not None
+
+
+@given(st.binary(max_size=300), st.integers(min_value=400, max_value=599))
+def test_any_token_error_answer_is_a_keyfob_error_or_left_to_the_oauth_reading(
+    body: bytes, status: int
+) -> None:
+    answer = HttpResponse(status, {"content-type": "application/json"}, body, "u", "w")
+    found = twitter_user.refusal(answer, ("planted-secret-value",))
+    assert found is None or isinstance(found, keyfob.InvalidCredentials)
+    if found is not None:
+        assert "planted-secret-value" not in found.one_line()
+
+
+def test_x_dead_token_answer_is_invalid_credentials() -> None:
+    body = (
+        b'{"error":"invalid_request","error_description":"Value passed for the token was invalid."}'
+    )
+    found = twitter_user.refusal(HttpResponse(400, {}, body, "u", "w"), ())
+    assert isinstance(found, keyfob.InvalidCredentials)
