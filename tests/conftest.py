@@ -32,6 +32,7 @@ from keyfob.testing import (
     DEMO_INAT_PASSWORD,
     DEMO_PASSWORD,
     DEMO_TWITTER_API_SECRET,
+    DEMO_TWITTER_CLIENT_SECRET,
     LocalProvider,
 )
 from keyfob.testing.fixtures import keyfob_home, keyfob_local  # noqa: F401 - as users do
@@ -40,6 +41,7 @@ PLANTED = (
     DEMO_INAT_PASSWORD,
     DEMO_INAT_APP_SECRET,
     DEMO_TWITTER_API_SECRET,
+    DEMO_TWITTER_CLIENT_SECRET,
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,
     DEMO_GITHUB_APP_CLIENT_SECRET,

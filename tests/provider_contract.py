@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -39,6 +39,9 @@ PATHS = (
     "/oauth2/token",
     "/oauth2/invalidate_token",
     "/2/users/me",
+    "/2/tweets/search/recent",
+    "/2/oauth2/token",
+    "/2/oauth2/revoke",
     "/std/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server/std",
     "/std/token",
@@ -70,6 +73,8 @@ class Case:
     wrong: Callable[[LocalProvider], dict[str, str]]
     #: environment variables the demo set-up needs beyond ``LocalProvider.environ()``
     extra: Callable[[LocalProvider], dict[str, str]] = field(default=lambda local: {})
+    #: what ``keyfob.login`` needs beyond the secrets (a person for a browser login)
+    login: Callable[[], dict[str, Any]] = field(default=lambda: {})
 
 
 def requests_made(local: LocalProvider) -> dict[str, int]:
@@ -186,7 +191,7 @@ class ProviderContract:
         self.wrong(emulator, monkeypatch, no_secret_leaks)
 
         with pytest.raises(keyfob.InvalidCredentials):
-            keyfob.login(self.case.name)
+            keyfob.login(self.case.name, **self.case.login())
 
         assert keyfob.get_credentials(self.case.name) == {}
 
@@ -220,7 +225,7 @@ class ProviderContract:
     def test_logout_forgets_the_stored_secrets_and_the_token(
         self, emulator: LocalProvider, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        keyfob.login(self.case.name)
+        keyfob.login(self.case.name, **self.case.login())
         for name in self.case.variables:
             monkeypatch.delenv(name)
         wiring.reset()

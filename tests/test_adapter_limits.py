@@ -170,7 +170,7 @@ def test_the_scope_of_a_url_is_its_path_as_urlsplit_reads_it(
 
 # -- obeying the emulated APIs, counted at the server ---------------------------
 
-X_PATH = "/2/users/me"
+X_PATH = "/2/tweets/search/recent"
 INAT_PATH = "/v1/users/me"
 
 PACED_WORKER = textwrap.dedent(

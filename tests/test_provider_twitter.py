@@ -11,7 +11,7 @@ class TestTwitter(ProviderContract):
     case = Case(
         name="twitter",
         variables=("TWITTER_API_KEY", "TWITTER_API_SECRET"),
-        api="/2/users/me",
+        api="/2/tweets/search/recent",
         cold={"/oauth2/token": 1},
         renew={"/oauth2/token": 1},  # no refresh: the client-credentials grant again
         grant={"/oauth2/token": 1},

@@ -341,7 +341,9 @@ class Accounts:
                 failed = exc
         b.forget(key)
         service = p.service(key[1])
-        for name in p.secrets:
+        from keyfob.rotation import BOOKKEEPING
+
+        for name in (*p.secrets, *(BOOKKEEPING if p.kind.rotates else ())):
             b.store.delete(service, name)
         exported = tuple(v for n in p.secrets for v in p.env_vars(n) if b.environ.get(v))
         return LoggedOut(revoked, entry is not None or bool(stored), exported, failed)
@@ -389,7 +391,9 @@ class Accounts:
                 StatusRow(
                     provider=name,
                     account=account or (entry.label if entry else "") or p.kind.label(p, creds),
-                    kind=_token_kind(token) if token else (p.kind.protocol if signed else "-"),
+                    kind=_token_kind(token, p.kind.token_kind)
+                    if token
+                    else (p.kind.protocol if signed else "-"),
                     expires_in=(token.expires - now) if token and token.expires else None,
                     has_token=token is not None or signed,
                     state=token.state(now, p.leeway).value if token else "none",
@@ -419,8 +423,10 @@ def _refused(p: Provider, flow: str | None, account: str, exc: InvalidCredential
     )
 
 
-def _token_kind(token: Token) -> str:
+def _token_kind(token: Token, named: str = "") -> str:
+    """What the provider calls its tokens ("app-only", "user (OAuth 2.0)"), else what
+    the token shows (a JWT, an opaque string); "+ refresh" with a refresh token."""
     from keyfob import _jwt
 
-    kind = "JWT" if _jwt.claims(token.access_token) else "opaque"
+    kind = named or ("JWT" if _jwt.claims(token.access_token) else "opaque")
     return kind + (" + refresh" if token.refresh_token else "")

@@ -42,6 +42,7 @@ from keyfob.transport import Transport
 
 if TYPE_CHECKING:
     from keyfob.ratelimit import Budget, Limiter
+    from keyfob.rotation import Book
 
 log = logging.getLogger("keyfob")
 
@@ -342,7 +343,7 @@ class Broker:
         if entry is not None and not self.identity(p, key[1], arguments).owns(entry):
             entry = None  # another account's token: never crosses over
         old = entry.token if entry else None
-        if refresh is True:
+        if refresh is True and not p.kind.rotates:
             rest = _without_refresh_token(creds)
             if not p.kind.supersedes and not ("refresh_token" in creds and p.kind.missing(p, rest)):
                 # The grant has its own secrets: no kept token of any kind is used.
@@ -418,6 +419,8 @@ class Broker:
         kind = p.kind
         now = self.clock()
         p = yield from self._resolve(p)
+        if kind.rotates:
+            return (yield from self._rotate(p, key, creds, old, refresh))
         refused: InvalidCredentials | None = None
         if old is not None:
             flow = kind.renew(p, old, creds, now)
@@ -468,6 +471,93 @@ class Broker:
             )
         log.info("%s: got a new token (%s)", p.name, describe_expiry(token, self.clock()))
         return token
+
+    def _rotate(
+        self, p: Provider, key: Key, creds: Credentials, old: Token | None, refresh: bool
+    ) -> Flow[Token]:
+        """Renew with a refresh token the server rotates (:mod:`keyfob.rotation`): never
+        a spent one; the new one kept in the store before the token is used."""
+        from keyfob import rotation
+
+        book = rotation.Book(self.store, p.service(key[1]))
+        candidates = book.candidates(old, creds)
+        if not candidates:
+            if book.known(old, creds):
+                raise InvalidCredentials(
+                    f"every {p.name} refresh token keyfob knows has been used already",
+                    hint=f"log in again: run `{login_command(p, key[1])}`",
+                )
+            self.require(p, key[1], creds)
+            raise CredentialsMissing(f"{p.name} has no refresh token to use")
+        refused: InvalidCredentials | None = None
+        for value, source in candidates:
+            attempt = _with(creds, "refresh_token", value, source)
+            try:
+                token: Token = yield from p.kind.acquire(p, attempt, self.clock())
+            except InvalidCredentials as exc:
+                log.info("%s: a refresh token was refused (%s)", p.name, exc.error)
+                refused = exc
+                continue
+            except (TransportError, ProviderError) as exc:
+                if (
+                    old is not None
+                    and not refresh
+                    and old.state(self.clock(), p.leeway) is (TokenState.STALE)
+                ):
+                    self.warn_once(
+                        f"{p.name}: could not refresh ({exc}); using the current token "
+                        "while it lasts"
+                    )
+                    return old
+                raise self._hinted(p, exc, key[1]) from None
+            except KeyfobError as exc:
+                raise self._hinted(p, exc, key[1]) from None
+            self._keep_rotated(p, key, book, value, source, token, creds)
+            log.info("%s: refreshed (%s)", p.name, describe_expiry(token, self.clock()))
+            return token
+        assert refused is not None
+        if not refused.hint:
+            if refused.error in ("invalid_client", "unauthorized_client"):
+                refused.hint = (
+                    f"check the client ID and secret, then run `{login_command(p, key[1])}`"
+                )
+            else:
+                refused.hint = (
+                    f"the refresh token was used or revoked: log in again, run "
+                    f"`{login_command(p, key[1])}`"
+                )
+        raise refused
+
+    def _keep_rotated(
+        self,
+        p: Provider,
+        key: Key,
+        book: Book,
+        sent: str,
+        source: str,
+        token: Token,
+        creds: Credentials,
+    ) -> None:
+        """The rotated refresh token into the store (first: the only one that works),
+        the spent one noted; if the store refuses, into the cache at least, then the
+        error."""
+        from keyfob import rotation
+
+        new = token.refresh_token
+        if not new or new == sent:
+            return  # not rotated
+        try:
+            book.record(sent, new, direct=rotation.direct(source))
+        except KeyfobError as exc:
+            self.save(p, key, token, creds)
+            exc.hint = (
+                "the new refresh token is kept in the token cache only until the secret "
+                f"store can be written: {exc.hint or 'check it'}"
+            )
+            raise
+        finally:
+            self.stored_changed()
+        creds.add("refresh_token", new, self.store.kind)
 
     def save(
         self,
@@ -584,6 +674,13 @@ def _first(env: Mapping[str, str], variables: tuple[str, ...]) -> str | None:
         if value:
             return value
     return None
+def _with(creds: Credentials, name: str, value: str, source: str) -> Credentials:
+    """A copy of ``creds`` with ``name`` set to ``value`` from ``source``."""
+    out = Credentials()
+    for known, given in creds.values.items():
+        out.add(known, given, creds.sources[known])
+    out.add(name, value, source)
+    return out
 
 
 def _without_refresh_token(creds: Credentials) -> Credentials:

@@ -591,6 +591,9 @@ def browser_login(
         port, path = parts.port or 80, parts.path or "/"
     bound = yield Listen(port=port, path=path)
     assert isinstance(bound, str)
+    # A registered callback is sent as registered (X compares it byte for byte:
+    # ``localhost`` stays ``localhost``); the listener holds its port and path.
+    bound = redirect_uri or bound
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
     query = {

@@ -63,7 +63,7 @@ def test_x_says_what_is_left_per_endpoint_and_answers_code_88_when_spent(
     tight: LocalProvider,
 ) -> None:
     token = tw_token(tight).json()["access_token"]
-    answers = [call("GET", tight.url + "/2/users/me", bearer=token) for _ in range(4)]
+    answers = [call("GET", tight.url + "/2/tweets/search/recent", bearer=token) for _ in range(4)]
     assert [a.status for a in answers] == [200, 200, 200, 429]
     assert [a.headers["x-rate-limit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert {a.headers["x-rate-limit-limit"] for a in answers} == {"3"}
@@ -75,7 +75,7 @@ def test_x_says_what_is_left_per_endpoint_and_answers_code_88_when_spent(
     # the token endpoint is not the API: it is not counted in that window
     assert tw_token(tight).status == 200
     time.sleep(max(0.0, reset - time.time()) + 0.01)
-    again = call("GET", tight.url + "/2/users/me", bearer=token)
+    again = call("GET", tight.url + "/2/tweets/search/recent", bearer=token)
     assert again.status == 200 and again.headers["x-rate-limit-remaining"] == "2"
 
 

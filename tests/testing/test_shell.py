@@ -191,7 +191,7 @@ def test_revoke_makes_any_kind_of_token_inactive(lp: LocalProvider) -> None:
 def test_revoking_the_twitter_token_makes_the_next_one_new(lp: LocalProvider) -> None:
     token = tw_token(lp).json()["access_token"]
     lp.revoke(token)
-    assert call("GET", lp.url + "/2/users/me", bearer=token).status == 401
+    assert call("GET", lp.url + "/2/tweets/search/recent", bearer=token).status == 401
     assert tw_token(lp).json()["access_token"] != token
 
 
@@ -386,6 +386,13 @@ def test_config_toml_points_the_providers_here(lp: LocalProvider) -> None:
                 "revoke_url": f"{u}/applications/{{client_id}}/token",
                 "api_url": u,
             },
+            "twitter-user": {
+                "authorize_url": f"{u}/i/oauth2/authorize",
+                "token_url": f"{u}/2/oauth2/token",
+                "revoke_url": f"{u}/2/oauth2/revoke",
+                "api_url": f"{u}/2",
+                "redirect_uri": lp.twitter_redirect_uri,
+            },
             "local": {
                 "issuer": f"{u}/std",
                 "grant": "password",
@@ -404,6 +411,8 @@ def test_environ_holds_the_demo_credentials(lp: LocalProvider) -> None:
         "INAT_APP_SECRET": DEMO_INAT_APP_SECRET,
         "TWITTER_API_KEY": DEMO_TWITTER_API_KEY,
         "TWITTER_API_SECRET": DEMO_TWITTER_API_SECRET,
+        "TWITTER_CLIENT_ID": "demo-x-client-id",
+        "TWITTER_CLIENT_SECRET": "demo-x-client-secret-0123456789",
         "LOCAL_CLIENT_ID": DEMO_CLIENT_ID,
         "LOCAL_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "GITHUB_CLIENT_ID": DEMO_GITHUB_APP_CLIENT_ID,

@@ -75,11 +75,11 @@ def test_twitter_json_body_is_not_read(lp: LocalProvider) -> None:
 
 def test_twitter_invalidate_then_401_then_a_new_token(lp: LocalProvider) -> None:
     token = tw_token(lp).json()["access_token"]
-    assert call("GET", lp.url + "/2/users/me", bearer=token).status == 200
+    assert call("GET", lp.url + "/2/tweets/search/recent", bearer=token).status == 200
     answer = tw_invalidate(lp, token)
     assert answer.status == 200
     assert answer.json() == {"access_token": token}
-    refused = call("GET", lp.url + "/2/users/me", bearer=token)
+    refused = call("GET", lp.url + "/2/tweets/search/recent", bearer=token)
     assert refused.status == 401
     assert tw_token(lp).json()["access_token"] != token
 
@@ -98,14 +98,16 @@ def test_twitter_invalidate_with_bad_credentials_is_403_code_99(lp: LocalProvide
     assert lp.is_active(token)
 
 
-def test_twitter_users_me_with_valid_token(lp: LocalProvider) -> None:
-    answer = call("GET", lp.url + "/2/users/me", bearer=tw_token(lp).json()["access_token"])
+def test_twitter_search_with_an_app_only_token(lp: LocalProvider) -> None:
+    answer = call(
+        "GET", lp.url + "/2/tweets/search/recent", bearer=tw_token(lp).json()["access_token"]
+    )
     assert answer.status == 200
-    assert answer.json() == {"data": {"id": "1", "username": "demo"}}
+    assert answer.json() == {"meta": {"result_count": 0}}
 
 
-def test_twitter_users_me_without_token_is_401(lp: LocalProvider) -> None:
-    answer = call("GET", lp.url + "/2/users/me")
+def test_twitter_search_without_token_is_401(lp: LocalProvider) -> None:
+    answer = call("GET", lp.url + "/2/tweets/search/recent")
     assert answer.status == 401
     assert answer.json() == {
         "title": "Unauthorized",

@@ -16,7 +16,7 @@ from typing import Any
 
 from keyfob.config import Settings, check_url, warn_unknown
 from keyfob.errors import ConfigError
-from keyfob.provider import github, inaturalist, oauth1, oauth2, treesnap, twitter
+from keyfob.provider import github, inaturalist, oauth1, oauth2, treesnap, twitter, twitter_user
 from keyfob.provider.base import (
     FLOWS,
     PUBLIC_NAMES,
@@ -96,7 +96,14 @@ CLIENT_AUTHS = (
 )
 
 BUILTINS: dict[str, Provider] = {
-    p.name: p for p in (inaturalist.PROVIDER, treesnap.PROVIDER, twitter.PROVIDER, oauth1.PROVIDER)
+    p.name: p
+    for p in (
+        inaturalist.PROVIDER,
+        treesnap.PROVIDER,
+        twitter.PROVIDER,
+        twitter_user.PROVIDER,
+        oauth1.PROVIDER,
+    )
 }
 BUILTINS[github.PROVIDER.name] = github.PROVIDER
 

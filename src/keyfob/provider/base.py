@@ -362,6 +362,13 @@ class Kind:
     sign_in: SignIn | None = None
     #: what `status` and `providers` call its tokens
     protocol: str = "OAuth 2.0"
+    #: the server rotates refresh tokens (X, GitHub apps): each renewal's refresh token
+    #: supersedes the one sent, wherever that came from; the broker keeps it in the
+    #: secret store before the new token is used (see :mod:`keyfob.rotation`)
+    rotates: bool = False
+    #: what ``keyfob status`` calls the provider's tokens ("app-only", "user (OAuth
+    #: 2.0)"); empty: what the token itself shows (a JWT, an opaque string)
+    token_kind: str = ""
 
     def __repr__(self) -> str:
         return f"<Kind {self.name}>"

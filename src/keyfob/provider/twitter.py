@@ -102,6 +102,7 @@ KIND = Kind(
     client=("api_key", "api_secret"),
     hooks=Hooks(refusal=refusal, token=never_expires),
     words=words,
+    token_kind="app-only",
 )
 
 SECRETS = ("api_key", "api_secret")

@@ -7,7 +7,9 @@ its own module that holds its state and handlers and declares its routes:
   ``/users/api_token``, ``/v1/users/me``, ``/v1/observations/<id>``, ``/oauth/revoke``;
 * TreeSnap (``treesnap``): ``/web-services/v1/refresh-tokens`` and
   ``/web-services/v1/my-observations``;
-* Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and ``/2/users/me``;
+* Twitter/X (``twitter``): ``/oauth2/token``, ``/oauth2/invalidate_token`` and
+  ``/2/tweets/search/recent`` (app-only); (``twitter_user``) ``/i/oauth2/authorize``,
+  ``/2/oauth2/token``, ``/2/oauth2/revoke`` and ``/2/users/me`` (user context);
 * a plain OAuth2 server under ``/std`` (``oauth2``; RFC 6749, 7009, 7662, 8414, 8628);
 * OAuth 1.0a (``oauth1``, RFC 5849, on oauthlib): X's ``/oauth/request_token``,
   ``/oauth/authorize``, ``/oauth/access_token``, ``/1.1/...``, and a plain one under ``/oauth1``.
@@ -38,7 +40,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from keyfob.testing import github, inaturalist, oauth1, oauth2, twitter
+from keyfob.testing import github, inaturalist, oauth1, oauth2, twitter, twitter_user
 from keyfob.testing.faults import GARBAGE_KINDS, Faults, spoil, synthetic
 from keyfob.testing.github import (
     DEMO_GITHUB_APP_CLIENT_ID,
@@ -70,6 +72,12 @@ from keyfob.testing.oauth2 import (
 )
 from keyfob.testing.treesnap import DEMO_TREESNAP_USER, TreeSnap
 from keyfob.testing.twitter import DEMO_TWITTER_API_KEY, DEMO_TWITTER_API_SECRET, Twitter
+from keyfob.testing.twitter_user import (
+    DEMO_TWITTER_CLIENT_ID,
+    DEMO_TWITTER_CLIENT_SECRET,
+    DEMO_X_USER,
+    TwitterUser,
+)
 from keyfob.testing.wire import (
     Handler,
     Patterns,
@@ -100,6 +108,8 @@ __all__ = [
     "DEMO_TREESNAP_USER",
     "DEMO_TWITTER_API_KEY",
     "DEMO_TWITTER_API_SECRET",
+    "DEMO_TWITTER_CLIENT_ID",
+    "DEMO_TWITTER_CLIENT_SECRET",
     "DEMO_USERNAME",
     "GARBAGE_KINDS",
     "LocalProvider",
@@ -204,6 +214,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------- the provider
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def worst_window(times: list[float], seconds: float) -> int:
     """The most arrivals in any window of ``seconds`` (of :meth:`LocalProvider.arrivals`):
     what a rate limit's claim "never more than N in any window" is checked against."""
@@ -272,6 +288,9 @@ class LocalProvider:
         )
         self._treesnap = TreeSnap(shared, lifetime=treesnap_lifetime)
         self._twitter = Twitter(shared, rate=twitter_rate)
+        self._x_user = TwitterUser(shared, self._twitter)
+        #: the demo X client's registered callback (a free loopback port, chosen now)
+        self.twitter_redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
         self._oauth2 = OAuth2Server(
             shared,
             access_token_lifetime=access_token_lifetime,
@@ -286,6 +305,7 @@ class LocalProvider:
             **self._inat.routes(),
             **self._treesnap.routes(),
             **self._twitter.routes(),
+            **self._x_user.routes(),
             **self._oauth2.routes(),
             **self.github.routes(),
         }
@@ -300,6 +320,9 @@ class LocalProvider:
             self.add_inat_app(DEMO_INAT_APP_ID, DEMO_INAT_APP_SECRET)
             self.add_inat_user(DEMO_INAT_USERNAME, DEMO_INAT_PASSWORD, email=DEMO_INAT_EMAIL)
             self.add_twitter_app(DEMO_TWITTER_API_KEY, DEMO_TWITTER_API_SECRET)
+            self.add_twitter_client(
+                DEMO_TWITTER_CLIENT_ID, DEMO_TWITTER_CLIENT_SECRET, self.twitter_redirect_uri
+            )
             self.add_oauth_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
             self.add_oauth_user(DEMO_USERNAME, DEMO_PASSWORD)
             self.add_oauth1_consumer(DEMO_OAUTH1_CONSUMER_KEY, DEMO_OAUTH1_CONSUMER_SECRET)
@@ -501,6 +524,61 @@ class LocalProvider:
             device.approved_by = None if deny else self.github.authorize_as
             return True
 
+    def add_twitter_client(
+        self, client_id: str, client_secret: str | None, redirect_uri: str
+    ) -> None:
+        """An X app's OAuth 2.0 client: confidential with a secret, public with None;
+        ``redirect_uri``: its registered callback, which X matches byte for byte."""
+        with self._lock:
+            self._x_user.add_client(client_id, client_secret, redirect_uri)
+
+    def add_twitter_user(self, user_id: str, name: str, username: str) -> None:
+        with self._lock:
+            self._x_user.add_user(user_id, name, username)
+
+    @property
+    def twitter_authorize_as(self) -> str | None:
+        """The X user id ``/i/oauth2/authorize`` approves as at once; None: a sign-in page."""
+        return self._x_user.authorize_as
+
+    @twitter_authorize_as.setter
+    def twitter_authorize_as(self, value: str | None) -> None:
+        self._x_user.authorize_as = value
+
+    @property
+    def twitter_deny(self) -> bool:
+        """The person clicks "Cancel" on X: the authorize endpoint answers access_denied."""
+        return self._x_user.deny
+
+    @twitter_deny.setter
+    def twitter_deny(self, value: bool) -> None:
+        self._x_user.deny = value
+
+    @property
+    def twitter_token_lifetime(self) -> int:
+        """Seconds an X user-context access token lives (X: 7200)."""
+        return self._x_user.lifetime
+
+    @twitter_token_lifetime.setter
+    def twitter_token_lifetime(self, value: int) -> None:
+        self._x_user.lifetime = value
+
+    def twitter_refresh_token(
+        self,
+        user_id: str = DEMO_X_USER[0],
+        client_id: str = DEMO_TWITTER_CLIENT_ID,
+        scope: str = twitter_user.DEFAULT_SCOPE,
+    ) -> str:
+        """An X user-context refresh token, as a browser login would have given it."""
+        with self._lock:
+            answer = self._x_user.issue(twitter_user._Grant(client_id, user_id, scope))
+        return str(answer["refresh_token"])
+
+    def twitter_spent_uses(self) -> int:
+        """Token requests that presented an X refresh token already rotated away."""
+        with self._lock:
+            return self._x_user.spent_uses
+
     def issue_treesnap_token(
         self, user: str = DEMO_TREESNAP_USER, lifetime: int | None = None, *, age: int = 0
     ) -> str:
@@ -646,6 +724,7 @@ class LocalProvider:
             self._revoked.add(token)
             self._inat.forget(token)
             self._twitter.forget(token)
+            self._x_user.forget(token)
             self._oauth2.forget(token)
             self._x_oauth1.forget(token)
             self._oauth1.forget(token)
@@ -659,6 +738,7 @@ class LocalProvider:
             apis = (
                 self._inat,
                 self._twitter,
+                self._x_user,
                 self._oauth2,
                 self._treesnap,
                 self._x_oauth1,
@@ -719,6 +799,7 @@ class LocalProvider:
             self._treesnap.config_toml(u),
             self._twitter.config_toml(u),
             self.github.config_toml(u),
+            self._x_user.config_toml(u, self.twitter_redirect_uri),
             self._oauth2.config_toml(u),  # the last: tests append keys to [providers.local]
         )
         return "\n".join(sections)
@@ -727,6 +808,8 @@ class LocalProvider:
         return {
             **self._inat.environ(),
             **self._twitter.environ(),
+            "TWITTER_CLIENT_ID": DEMO_TWITTER_CLIENT_ID,
+            "TWITTER_CLIENT_SECRET": DEMO_TWITTER_CLIENT_SECRET,
             **self._oauth2.environ(),
             **self.github.environ(),
         }

@@ -3,8 +3,11 @@
 * ``/oauth2/token``: Basic auth with the API key and secret, a form body; the same
   token until it is invalidated; errors as ``{"errors": [{"code": ...}]}`` with 403;
 * ``/oauth2/invalidate_token``;
-* ``/2/users/me``: the API, 401 as ``application/problem+json``; rate limited per
-  endpoint in fixed windows (75 requests in 15 minutes, or ``rate``): every answer says
+* ``/2/tweets/search/recent``: an API endpoint that takes app-only tokens (the search
+  itself is not emulated: no tweets match), 401 as ``application/problem+json``;
+* the API is rate limited per endpoint and per app (app-only) or per user (user
+  context, :mod:`keyfob.testing.twitter_user`, whose ``/2/users/me`` refuses app-only
+  tokens) in fixed windows (75 requests in 15 minutes, or ``rate``): every answer says
   ``x-rate-limit-limit``, ``x-rate-limit-remaining`` and ``x-rate-limit-reset`` (epoch
   seconds), and once spent it answers 429 with code 88 until the reset.
 """
@@ -15,6 +18,7 @@ import hmac
 import secrets
 import string
 import time
+from collections.abc import Callable
 from typing import Any
 
 from keyfob.testing.wire import (
@@ -83,7 +87,7 @@ class Twitter:
         return {
             "/oauth2/token": {"POST": self.token},
             "/oauth2/invalidate_token": {"POST": self.invalidate},
-            "/2/users/me": {"GET": self.limited(self.me)},
+            "/2/tweets/search/recent": {"GET": self.limited(self.search)},
         }
 
     @staticmethod
@@ -116,12 +120,19 @@ class Twitter:
         return True if token in self.tokens else None
 
     # ------------------------------------------------------------------ handlers
-    def limited(self, handler: Handler) -> Handler:
-        """An API handler counted in its endpoint's window, its answer saying what is left."""
+    def owner(self, request: Request) -> str:
+        """Whose window a request counts in: X counts app-only requests per app."""
+        app = self.tokens.get(request.bearer() or "")
+        return f"app {app}" if app is not None else "nobody"
+
+    def limited(self, handler: Handler, owner: Callable[[Request], str] | None = None) -> Handler:
+        """An API handler counted in its endpoint's window of the app or user
+        (``owner``), its answer saying what is left."""
+        whose = owner or self.owner
 
         def answer(request: Request) -> Response:
             admitted, remaining, reset = self.windows.admit(
-                f"{request.method} {request.path}", time.time()
+                f"{whose(request)} {request.method} {request.path}", time.time()
             )
             headers = {
                 "x-rate-limit-limit": str(self.windows.limit),
@@ -170,8 +181,13 @@ class Twitter:
         self.shared.revoke(token)
         return Response(200, {"access_token": token})
 
-    def me(self, request: Request) -> Response:
+    def search(self, request: Request) -> Response:
         token = request.bearer()
         if token is None or token not in self.tokens or token in self.shared.revoked:
-            return Response(401, dict(_UNAUTHORIZED), content_type="application/problem+json")
-        return Response(200, {"data": {"id": "1", "username": "demo"}})
+            return unauthorized()
+        return Response(200, {"meta": {"result_count": 0}})
+
+
+def unauthorized() -> Response:
+    """The API's 401, as X sends it (``application/problem+json``)."""
+    return Response(401, dict(_UNAUTHORIZED), content_type="application/problem+json")
