@@ -493,7 +493,7 @@ class Broker:
         for value, source in candidates:
             attempt = _with(creds, "refresh_token", value, source)
             try:
-                token: Token = yield from p.kind.acquire(p, attempt, self.clock())
+                token: Token = yield from attach(p, p.kind.acquire(p, attempt, self.clock()))
             except InvalidCredentials as exc:
                 log.info("%s: a refresh token was refused (%s)", p.name, exc.error)
                 refused = exc
@@ -674,6 +674,8 @@ def _first(env: Mapping[str, str], variables: tuple[str, ...]) -> str | None:
         if value:
             return value
     return None
+
+
 def _with(creds: Credentials, name: str, value: str, source: str) -> Credentials:
     """A copy of ``creds`` with ``name`` set to ``value`` from ``source``."""
     out = Credentials()
