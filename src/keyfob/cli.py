@@ -80,6 +80,15 @@ def providers() -> None:
         origin = "built-in" if p.builtin else "config.toml"
         click.echo(f"{name:<14} {p.grant:<18} {origin:<11} {p.description or ''}")
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
+    _network_lines(b)
+
+
+def _network_lines(b: Broker) -> None:
+    """Which proxy and CA bundle requests go through, and where each was set."""
+    click.echo("")
+    for line in b.transport.network.describe():
+        click.echo(line)
+    b.transport.tls_context()  # a CA bundle that is not one: exit 2, naming where it was set
 
 
 _FLOW_HELP = "How to log in (default: the provider's own way; `keyfob providers` lists them): " + (
@@ -289,6 +298,7 @@ def status(provider: str | None) -> None:
         )
     click.echo(f"\ntokens: {b.cache.describe()}; secrets: {b.store.describe()}")
     _rate_lines(b, sorted({(r.provider, None) for r in rows}))
+    _network_lines(b)
 
 
 def _rate_lines(b: Broker, keys: Sequence[tuple[str, str | None]]) -> None:

@@ -18,10 +18,15 @@ imports ``requests``: only the code that uses the driver does.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import ssl
+import warnings
 from typing import Any
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from keyfob.errors import TransportError
 from keyfob.flow import HttpRequest, HttpResponse
@@ -87,6 +92,35 @@ FAILURES = Failures(
 )
 
 
+class _TlsAdapter(HTTPAdapter):
+    """requests' adapter on keyfob's TLS context (:func:`keyfob.tls.context`), for
+    every pool, proxied or not. requests would otherwise load its own CA bundle into
+    that context on each connection (``cert_verify``)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        host, kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool: dict[str, Any] = dict(kwargs)
+        pool.pop("ca_certs", None)
+        pool.pop("ca_cert_dir", None)
+        pool["ssl_context"] = self._context
+        pool["cert_reqs"] = self._cert_reqs()
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = self._cert_reqs()
+        conn.ca_certs = conn.ca_cert_dir = None
+
+    def _cert_reqs(self) -> Any:
+        # urllib3 sets the context's verify_mode from this on every connection
+        return "CERT_NONE" if self._context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
+
+
 class RequestsTransport(Transport):
     """:class:`~keyfob.transport.Transport` with its sync requests on ``requests``."""
 
@@ -100,15 +134,19 @@ class RequestsTransport(Transport):
         with self._client_lock:
             if self._session is None:
                 session = requests.Session()
-                # As the httpx client: no proxies, netrc or CA bundles from the environment.
+                # As the httpx client: never ~/.netrc; the proxies and CA bundle are
+                # keyfob.network's (config.toml, then the environment), given explicitly.
                 session.trust_env = False
                 session.headers["User-Agent"] = USER_AGENT
+                adapter = _TlsAdapter(self.tls_context())
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
                 self._session = session
         return self._session
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the shared policy, on ``requests``."""
-        steps = _attempts(request, self.settings, self._clock, FAILURES)
+        steps = _attempts(request, self.settings, self._clock, FAILURES, self.network)
         return self._drive(steps, self._exchange_requests)
 
     def _exchange_requests(self, step: _Attempt) -> _Received:
@@ -117,16 +155,22 @@ class RequestsTransport(Transport):
         requests hands over no socket before the answer, so a server that drips its
         status line and headers is bounded by the read timeout per byte only."""
         read = step.read_timeout()
-        raw = self._requests().request(
-            step.method,
-            step.url,
-            data=step.form,
-            json=step.json,
-            headers=dict(step.headers),
-            timeout=(min(self.settings.connect_timeout, read), read),
-            allow_redirects=False,
-            stream=True,
-        )
+        proxy = self.network.proxy_for(step.url)
+        with contextlib.ExitStack() as quiet:
+            if not self.network.verify:  # asked for, and for loopback hosts only (the policy)
+                quiet.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            raw = self._requests().request(
+                step.method,
+                step.url,
+                data=step.form,
+                json=step.json,
+                headers=dict(step.headers),
+                timeout=(min(self.settings.connect_timeout, read), read),
+                allow_redirects=False,  # the policy decides
+                stream=True,
+                proxies={"http": proxy.url, "https": proxy.url} if proxy is not None else {},
+            )
         try:
             reader = step.reader(raw.headers.get("content-encoding"))
             for chunk in raw.raw.stream(65536, decode_content=False):
