@@ -237,3 +237,12 @@ def test_the_pyinaturalist_drop_in_trusts_requests_ca_bundle(
     token = inaturalist.get_access_token(*args)
     assert tls_local.is_active(token)
     assert time.time() - started < 10
+
+
+def test_status_says_which_ca_bundle_is_in_use(
+    tls_home: Path, private_ca: PrivateCA, cli: CliRun
+) -> None:
+    env = {"REQUESTS_CA_BUNDLE": str(private_ca.pem)}
+    assert cli("token", "local", env=env).returncode == 0
+    done = cli("status", "local", env=env)
+    assert f"CA bundle: {private_ca.pem} (from REQUESTS_CA_BUNDLE)" in done.stdout.splitlines()

@@ -67,6 +67,7 @@ def _error(exc: BaseException | None) -> type[TransportError]:
     return Unreachable
 
 
+_TUNNEL = re.compile(r"Tunnel connection failed: ([0-9]{3})\b")
 _ERRNO = re.compile(r"\[Errno -?[0-9]+\] [A-Za-z][A-Za-z ,.-]*")
 
 
@@ -80,6 +81,9 @@ def _reason(exc: BaseException) -> str:
         requests.ConnectionError: "connection failed",
     }
     name = next((n for cls, n in names.items() if isinstance(exc, cls)), type(exc).__name__)
+    tunnel = _TUNNEL.search(str(exc))
+    if tunnel:  # the proxy answered the CONNECT with a refusal
+        return f"the proxy refused the connection (HTTP {tunnel.group(1)})"
     errno = _ERRNO.search(str(exc))
     return name + (f" ({errno.group(0).strip()})" if errno else "")
 
@@ -121,6 +125,15 @@ class _TlsAdapter(HTTPAdapter):
         return "CERT_NONE" if self._context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
 
 
+class _Session(requests.Session):
+    """A session that leaves redirects to the policy (``transport._redirect``): even with
+    ``allow_redirects=False`` requests parses a Location header to offer ``Response.next``,
+    and a hostile one escapes as a bare ``ValueError`` or ``UnicodeDecodeError``."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 class RequestsTransport(Transport):
     """:class:`~keyfob.transport.Transport` with its sync requests on ``requests``."""
 
@@ -133,7 +146,7 @@ class RequestsTransport(Transport):
             return self._session
         with self._client_lock:
             if self._session is None:
-                session = requests.Session()
+                session = _Session()
                 # As the httpx client: never ~/.netrc; the proxies and CA bundle are
                 # keyfob.network's (config.toml, then the environment), given explicitly.
                 session.trust_env = False

@@ -250,9 +250,10 @@ def _attempts(
                     hint="if a private CA signed it, set [http] ca_bundle in config.toml "
                     f"(or SSL_CERT_FILE) to that CA's PEM file; in use: {network.ca.shown}",
                 ) from None
+            reason = failures.reason(exc)
             raise failures.error(exc)(
-                f"cannot reach {where}: {failures.reason(exc)}",
-                hint=_proxy_hint(proxy) or TransportError.default_hint,
+                f"cannot reach {where}: {reason}",
+                hint=_proxy_hint(proxy, reason) or TransportError.default_hint,
             ) from None
         response = HttpResponse(
             raw.status,
@@ -301,9 +302,14 @@ def _where(what: str, url: str, proxy: Proxy | None) -> str:
     return f"{what} ({safe_url(url)}){through}"
 
 
-def _proxy_hint(proxy: Proxy | None) -> str:
+def _proxy_hint(proxy: Proxy | None, reason: str = "") -> str:
     if proxy is None:
         return ""
+    if "(HTTP 407)" in reason or "(HTTP 401)" in reason:
+        return (
+            f"the proxy wants a user and password: give them in its URL in {proxy.source}, "
+            "http://USER:PASSWORD@HOST:PORT (the password never shows in keyfob's output)"
+        )
     return (
         f"check the proxy ({proxy.source}) and that it is running; NO_PROXY, or [http] "
         "no_proxy in config.toml, names hosts to reach without it"
@@ -320,11 +326,20 @@ def _redirect(
     followed: bool,
 ) -> str:
     """Where a redirect may be followed to; else the error that names where it pointed."""
-    target = urllib.parse.urljoin(url, response.headers["location"].strip())
-    here, there = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
+    setting = _SETTING_OF.get(request.what, "the provider's URL")
+    try:
+        target = urllib.parse.urljoin(url, response.headers["location"].strip())
+        here, there = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
+        there.port  # noqa: B018 - raises on a port that is not one
+    except ValueError:
+        raise failures.error(None)(
+            f"{where} answered HTTP {response.status}, a redirect to an address that is not a URL",
+            hint=f"check {setting} in config.toml",
+            status=response.status,
+            response=response.raw,
+        ) from None
     # shown in a message: no user info, query or fragment, nothing that is not printable
     shown = urllib.parse.quote(safe_url(target), safe=":/[]@!$&'()*+,;=%~", errors="replace")
-    setting = _SETTING_OF.get(request.what, "the provider's URL")
     said = f"{where} answered HTTP {response.status}, a redirect to {shown}"
     if _origin(there) != _origin(here):
         problem = "; keyfob follows no redirect to another host"
