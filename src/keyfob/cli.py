@@ -296,9 +296,9 @@ def status(provider: str | None) -> None:
             + "  "
             + row[4]
         )
-    click.echo(f"\ntokens: {b.cache.describe()}; secrets: {b.store.describe()}")
-    _rate_lines(b, sorted({(r.provider, None) for r in rows}))
     _network_lines(b)
+    click.echo(f"tokens: {b.cache.describe()}; secrets: {b.store.describe()}")
+    _rate_lines(b, sorted({(r.provider, None) for r in rows}))
 
 
 def _rate_lines(b: Broker, keys: Sequence[tuple[str, str | None]]) -> None:
