@@ -12,6 +12,7 @@ bash scripts/setup-oidc.sh          # npm oidc-provider, pinned by tests/oidc/pa
 bash scripts/setup-keyring.sh       # apt: gnome-keyring, dbus (a real Secret Service)
 bash scripts/setup-redis.sh         # apt: redis-server (the shared cache for fleets)
 bash scripts/setup-browser.sh       # apt: chromium; npm: playwright-core (browser logins)
+bash scripts/setup-proxy.sh         # apt: tinyproxy (a real forward proxy)
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

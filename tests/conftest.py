@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from keyfob import wiring
+from keyfob.config import NETWORK_VARS
 from keyfob.testing import (
     DEMO_CLIENT_SECRET,
     DEMO_GITHUB_APP_CLIENT_SECRET,
@@ -36,6 +37,7 @@ from keyfob.testing import (
     LocalProvider,
 )
 from keyfob.testing.fixtures import keyfob_home, keyfob_local  # noqa: F401 - as users do
+from netparts import private_ca, silent, tinyproxy, tls_local  # noqa: F401 - proxy, TLS tests
 
 PLANTED = (
     DEMO_INAT_PASSWORD,
@@ -91,6 +93,14 @@ def no_secret_leaks(
         for secret in leaks.secrets | tokens:
             if secret in text and not (answer and secret in tokens):
                 pytest.fail(f"a secret leaked into {label}: {text[:200]!r}")
+
+
+@pytest.fixture(autouse=True)
+def no_machine_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's proxy and CA variables stay out of every test (and the ``keyfob``
+    processes it starts): a test that wants one sets it."""
+    for name in NETWORK_VARS:
+        monkeypatch.delenv(name, raising=False)
 
 
 KEYFOB_VARS = (

@@ -89,6 +89,15 @@ def providers() -> None:
             auth.append(f"client certificate: {p.client_cert}")
         if auth:
             click.echo(f"{'':<14} {'; '.join(auth)}")
+    _network_lines(b)
+
+
+def _network_lines(b: Broker) -> None:
+    """Which proxy and CA bundle requests go through, and where each was set."""
+    click.echo("")
+    for line in b.transport.network.describe():
+        click.echo(line)
+    b.transport.tls_context()  # a CA bundle that is not one: exit 2, naming where it was set
 
 
 _FLOW_HELP = "How to log in (default: the provider's own way; `keyfob providers` lists them): " + (
@@ -358,7 +367,8 @@ def status(provider: str | None) -> None:
             + "  "
             + row[4]
         )
-    click.echo(f"\ntokens: {b.cache.describe()}; secrets: {b.store.describe()}")
+    _network_lines(b)
+    click.echo(f"tokens: {b.cache.describe()}; secrets: {b.store.describe()}")
     _rate_lines(b, sorted({(r.provider, None) for r in rows}))
 
 

@@ -25,10 +25,20 @@ class HttpSettings:
     timeout: float = 30.0
     retries: int = 3
     max_wait: float = 60.0
+    #: [http] proxy: None leaves it to the environment; "" means no proxy at all
+    proxy: str | None = field(default=None, repr=False)
+    #: [http] no_proxy: None leaves it to NO_PROXY / no_proxy
+    no_proxy: str | None = None
+    #: [http] ca_bundle: a PEM file or a folder of CA certificates; None: the environment's
+    ca_bundle: str | None = None
+    #: [http] verify = false: certificate checks off, for loopback hosts only
+    verify: bool = True
+    #: the proxy and CA variables of the environment when the settings were read
+    environ: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: the config file the [http] values came from, for messages
+    path: str = field(default="", repr=False, compare=False)
     #: [http] client_cert / client_key: every provider's, unless its table names its own
     client_cert: ClientCert | None = None
-    #: [http] ca_bundle: the CAs to trust instead of the default ones
-    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +66,28 @@ HTTP_RANGES: Mapping[str, tuple[float, float]] = {
 #: [limits] key -> its range
 LIMIT_RANGES: Mapping[str, tuple[float, float]] = {"max_wait": (0.0, 86400.0), "retries": (0, 20)}
 _ABOVE_ZERO = frozenset({"connect_timeout", "timeout"})
-#: [http] keys that name a file
-HTTP_FILES = ("client_cert", "client_key", "ca_bundle")
-HTTP_KEYS = (*HTTP_RANGES, *HTTP_FILES)
+#: [http] keys that hold text (a URL, host names, a path), and those that hold true/false
+HTTP_TEXT = ("proxy", "no_proxy", "ca_bundle")
+HTTP_FLAGS = ("verify",)
+#: [http] keys that name a file (mutual TLS)
+HTTP_FILES = ("client_cert", "client_key")
+HTTP_KEYS = (*HTTP_RANGES, *HTTP_TEXT, *HTTP_FLAGS, *HTTP_FILES)
+#: the variables that choose proxies and CA certificates, as requests and curl read them
+NETWORK_VARS = (
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "REQUEST_METHOD",  # set under CGI, where HTTP_PROXY is a request header (httpoxy)
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
 
 log = logging.getLogger("keyfob")
 
@@ -161,7 +190,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             f"{path}: [cache] url must be a string", hint=f"fix [cache] url in {path}"
         )
 
-    values = {key: _setting(http[key], key, f"[http] {key}", path) for key in http}
+    values = {
+        key: _setting(http[key], key, f"[http] {key}", path) for key in HTTP_RANGES if key in http
+    }
+    text = {key: _text(http[key], key, path) for key in HTTP_TEXT if key in http}
+    flags = {key: _flag(http[key], key, path) for key in HTTP_FLAGS if key in http}
     if env.get("KEYFOB_TIMEOUT"):
         values["timeout"] = _setting(env["KEYFOB_TIMEOUT"], "timeout", "KEYFOB_TIMEOUT", None)
     defaults = HttpSettings()
@@ -170,8 +203,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         timeout=values.get("timeout", defaults.timeout),
         retries=int(values.get("retries", defaults.retries)),
         max_wait=values.get("max_wait", defaults.max_wait),
+        proxy=text.get("proxy"),
+        no_proxy=text.get("no_proxy"),
+        ca_bundle=text.get("ca_bundle"),
+        verify=flags.get("verify", True),
+        environ=tuple((name, env[name]) for name in NETWORK_VARS if env.get(name)),
+        path=path,
         client_cert=client_cert(files, "[http]", path),
-        ca_bundle=files.get("ca_bundle"),
     )
     return Settings(
         path=path,
@@ -252,6 +290,30 @@ def _setting(
     return number
 
 
+def _text(value: object, key: str, path: str) -> str:
+    """An [http] value that is text: a string without control characters."""
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{path}: [http] {key} must be a string, not {_type_name(value)}",
+            hint=f"fix [http] {key} in {path}",
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(
+            f"{path}: [http] {key} holds a control character",
+            hint=f"fix [http] {key} in {path}",
+        )
+    return value.strip()
+
+
+def _flag(value: object, key: str, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{path}: [http] {key} must be true or false, not {_type_name(value)}",
+            hint=f"fix [http] {key} in {path}",
+        )
+    return value
+
+
 def _type_name(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
@@ -268,7 +330,7 @@ def warn_unknown(
     near = difflib.get_close_matches(name, known, n=1)
     if near:
         hint = f"did you mean `{near[0]}`?"
-    elif sections and name in HTTP_RANGES:
+    elif sections and name in HTTP_KEYS:
         hint = f"did you mean `{name}` under [http]?"
     else:
         hint = f"known: {', '.join(known)}"

@@ -104,7 +104,8 @@ with keyfob.session("inaturalist") as s:
 
 
 def _config(provider: LocalProvider) -> str:
-    return re.sub(
+    # The demo's provider runs on this machine: no proxy of the person's can reach it.
+    return '[http]\nproxy = ""\n\n' + re.sub(
         r"^\[providers\.inaturalist\]$",
         f'[providers.inaturalist]\nrate_limits = ["{DEMO_LIMIT}/{DEMO_WINDOW:g}s"]',
         provider.config_toml(),

@@ -18,10 +18,15 @@ imports ``requests``: only the code that uses the driver does.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import ssl
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from keyfob.errors import TransportError
 from keyfob.flow import HttpRequest, HttpResponse
@@ -32,7 +37,6 @@ from keyfob.transport import (
     _Attempt,
     _attempts,
     _Received,
-    ssl_context,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +77,7 @@ def _error(exc: BaseException | None) -> type[TransportError]:
     return Unreachable
 
 
+_TUNNEL = re.compile(r"Tunnel connection failed: ([0-9]{3})\b")
 _ERRNO = re.compile(r"\[Errno -?[0-9]+\] [A-Za-z][A-Za-z ,.-]*")
 
 
@@ -86,6 +91,9 @@ def _reason(exc: BaseException) -> str:
         requests.ConnectionError: "connection failed",
     }
     name = next((n for cls, n in names.items() if isinstance(exc, cls)), type(exc).__name__)
+    tunnel = _TUNNEL.search(str(exc))
+    if tunnel:  # the proxy answered the CONNECT with a refusal
+        return f"the proxy refused the connection (HTTP {tunnel.group(1)})"
     errno = _ERRNO.search(str(exc))
     return name + (f" ({errno.group(0).strip()})" if errno else "")
 
@@ -96,6 +104,44 @@ FAILURES = Failures(
     error=_error,
     reason=_reason,
 )
+
+
+class _TlsAdapter(HTTPAdapter):
+    """requests' adapter on keyfob's TLS context (:func:`keyfob.tls.context`), for
+    every pool, proxied or not. requests would otherwise load its own CA bundle into
+    that context on each connection (``cert_verify``)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        host, kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool: dict[str, Any] = dict(kwargs)
+        pool.pop("ca_certs", None)
+        pool.pop("ca_cert_dir", None)
+        pool["ssl_context"] = self._context
+        pool["cert_reqs"] = self._cert_reqs()
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = self._cert_reqs()
+        conn.ca_certs = conn.ca_cert_dir = None
+
+    def _cert_reqs(self) -> Any:
+        # urllib3 sets the context's verify_mode from this on every connection
+        return "CERT_NONE" if self._context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
+
+
+class _Session(requests.Session):
+    """A session that leaves redirects to the policy (``transport._redirect``): even with
+    ``allow_redirects=False`` requests parses a Location header to offer ``Response.next``,
+    and a hostile one escapes as a bare ``ValueError`` or ``UnicodeDecodeError``."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
 
 
 class RequestsTransport(Transport):
@@ -112,21 +158,20 @@ class RequestsTransport(Transport):
             return session
         with self._client_lock:
             if cert not in self._sessions:
-                session = requests.Session()
-                # As the httpx client: no proxies, netrc or CA bundles from the environment.
+                session = _Session()
+                # As the httpx client: never ~/.netrc; the proxies and CA bundle are
+                # keyfob.network's (config.toml, then the environment), given explicitly.
                 session.trust_env = False
                 session.headers["User-Agent"] = USER_AGENT
-                context = ssl_context(self.settings, cert)
-                if context is not None:
-                    session.mount("https://", _TLSAdapter(context))
-                if self.settings.ca_bundle:  # else requests adds certifi's CAs to the context
-                    session.verify = self.settings.ca_bundle
+                adapter = _TlsAdapter(self.tls_context(cert))
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
                 self._sessions[cert] = session
         return self._sessions[cert]
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the shared policy, on ``requests``."""
-        steps = _attempts(request, self.settings, self._clock, FAILURES)
+        steps = _attempts(request, self.settings, self._clock, FAILURES, self.network)
         return self._drive(steps, self._exchange_requests)
 
     def _exchange_requests(self, step: _Attempt) -> _Received:
@@ -135,16 +180,22 @@ class RequestsTransport(Transport):
         requests hands over no socket before the answer, so a server that drips its
         status line and headers is bounded by the read timeout per byte only."""
         read = step.read_timeout()
-        raw = self._requests(step.cert).request(
-            step.method,
-            step.url,
-            data=step.form,
-            json=step.json,
-            headers=dict(step.headers),
-            timeout=(min(self.settings.connect_timeout, read), read),
-            allow_redirects=False,
-            stream=True,
-        )
+        proxy = self.network.proxy_for(step.url)
+        with contextlib.ExitStack() as quiet:
+            if not self.network.verify:  # asked for, and for loopback hosts only (the policy)
+                quiet.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            raw = self._requests(step.cert).request(
+                step.method,
+                step.url,
+                data=step.form,
+                json=step.json,
+                headers=dict(step.headers),
+                timeout=(min(self.settings.connect_timeout, read), read),
+                allow_redirects=False,  # the policy decides
+                stream=True,
+                proxies={"http": proxy.url, "https": proxy.url} if proxy is not None else {},
+            )
         try:
             reader = step.reader(raw.headers.get("content-encoding"))
             for chunk in raw.raw.stream(65536, decode_content=False):
@@ -162,15 +213,3 @@ class RequestsTransport(Transport):
         for session in sessions:
             session.close()
 
-
-class _TLSAdapter(requests.adapters.HTTPAdapter):
-    """An adapter whose connections use keyfob's TLS context (a client certificate,
-    ``[http] ca_bundle``)."""
-
-    def __init__(self, context: Any) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)

@@ -31,6 +31,7 @@ import logging
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -54,6 +55,7 @@ from keyfob.flow import (
     Sleep,
     basic_auth,
 )
+from keyfob.network import Network, Proxy, check_verify, resolve
 
 if TYPE_CHECKING:
     import asyncio
@@ -65,7 +67,18 @@ log = logging.getLogger("keyfob")
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "keyfob/0.1"
+#: the config.toml key that names each endpoint, for a redirect's hint
+_SETTING_OF = {
+    "the token endpoint": "token_url",
+    "the revocation endpoint": "revoke_url",
+    "the invalidate_token endpoint": "revoke_url",
+    "the device authorization endpoint": "device_url",
+    "the discovery document": "issuer (or token_url)",
+    "iNaturalist's api_token endpoint": "jwt_url",
+    "TreeSnap's refresh-tokens endpoint": "refresh_url",
+}
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -181,29 +194,42 @@ def _attempts(
     settings: HttpSettings,
     clock: Callable[[], float],
     failures: Failures,
+    network: Network | None = None,
 ) -> _Steps:
     """The policy of sending one request, sans I/O: every driver consults it.
 
     Yields an :class:`_Attempt` (the driver sends it and answers with a
     :class:`_Received`, or throws in the exception its client raised) or a
     :class:`_Backoff` (the driver waits). Returns the answer to give the flow,
-    or raises ``ConfigError`` (a refused ``http://`` URL) or a ``TransportError``
-    of the class ``failures`` names.
+    or raises ``ConfigError`` (a refused ``http://`` URL, certificate checks
+    switched off for a host that is not loopback) or a ``TransportError`` of the
+    class ``failures`` names. ``network`` says which proxy a URL goes through (for
+    the messages; the driver routes by the same answer) and which CA bundle is in use.
+
+    A redirect (DESIGN "The network as it is") is followed once, and only for a
+    ``GET`` that carries no credential, to the same host; any other is an error
+    naming where it pointed: nothing is ever sent to a host keyfob was not given,
+    and no credential after a redirect.
     """
+    network = network or Network(proxies={})
     check_url(request.url, request.what)
+    check_verify(network, request.url, request.what)
 
     headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, **request.headers}
     if request.basic:
         headers["Authorization"] = basic_auth(*request.basic)
-    where = f"{request.what} ({safe_url(request.url)})"
+    url, followed = request.url, False
+    proxy = network.proxy_for(url)
+    where = _where(request.what, url, proxy)
     cert = request.cert or settings.client_cert
     seconds = total_deadline(settings.connect_timeout, settings.timeout)
     attempts = settings.retries + 1
-    for attempt in range(attempts):
-        log.debug("%s %s (attempt %d)", request.method, safe_url(request.url), attempt + 1)
+    attempt = 0
+    while True:
+        log.debug("%s %s (attempt %d)", request.method, safe_url(url), attempt + 1)
         wire = _Attempt(
             request.method,
-            request.url,
+            url,
             headers,
             request.form,
             request.json,
@@ -219,24 +245,43 @@ def _attempts(
         except failures.timeout as exc:
             raise failures.error(exc)(
                 f"{where} did not answer in time",
-                hint="the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
+                hint=_proxy_hint(proxy)
+                or "the provider may be down; raise KEYFOB_TIMEOUT or [http] timeout "
                 "if it is just slow",
             ) from None
         except failures.network as exc:
             refused = _tls_refusal(exc, cert)
+            if refused is not None:
+                raise failures.error(exc)(
+                    f"cannot reach {where}: {refused[0]}", hint=refused[1]
+                ) from None
+            untrusted = _untrusted(exc)
+            if untrusted is not None:
+                raise failures.error(exc)(
+                    f"{where}: the server's certificate is not trusted ({untrusted})",
+                    hint="if a private CA signed it, set [http] ca_bundle in config.toml "
+                    f"(or SSL_CERT_FILE) to that CA's PEM file; in use: {network.ca.shown}",
+                ) from None
+            reason = failures.reason(exc)
             raise failures.error(exc)(
-                f"cannot reach {where}: {refused[0] if refused else failures.reason(exc)}",
-                hint=refused[1] if refused else None,
+                f"cannot reach {where}: {reason}",
+                hint=_proxy_hint(proxy, reason) or TransportError.default_hint,
             ) from None
         response = HttpResponse(
             raw.status,
             {k.lower(): v for k, v in raw.headers.items()},
             raw.content,
-            request.url,
+            url,
             request.what,
             raw=raw.raw,
         )
-        log.debug("%s answered HTTP %d", safe_url(request.url), response.status)
+        log.debug("%s answered HTTP %d", safe_url(url), response.status)
+        if response.status in REDIRECTS and response.headers.get("location"):
+            url = _redirect(request, url, response, where, failures, followed=followed)
+            check_url(url, request.what)
+            followed, proxy = True, network.proxy_for(url)
+            where = _where(request.what, url, proxy)
+            continue
         if response.status not in RETRY_STATUSES:
             return response
         wait = retry_after(response.headers.get("retry-after"), clock())
@@ -253,6 +298,7 @@ def _attempts(
         if wait is None:
             wait = min(settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
         log.info("%s answered HTTP %d; retrying in %.1f s", where, response.status, wait)
+        attempt += 1
         yield _Backoff(wait)
     raise failures.error(None)(
         f"{where} answered HTTP {response.status} {attempts} times",
@@ -260,6 +306,102 @@ def _attempts(
         status=response.status,
         response=raw.raw,
     )
+
+
+def _where(what: str, url: str, proxy: Proxy | None) -> str:
+    """What a message calls the request: the endpoint, its URL, the proxy it goes through."""
+    through = f" through the proxy {proxy.shown}" if proxy is not None else ""
+    return f"{what} ({safe_url(url)}){through}"
+
+
+def _proxy_hint(proxy: Proxy | None, reason: str = "") -> str:
+    if proxy is None:
+        return ""
+    if "(HTTP 407)" in reason or "(HTTP 401)" in reason:
+        return (
+            f"the proxy wants a user and password: give them in its URL in {proxy.source}, "
+            "http://USER:PASSWORD@HOST:PORT (the password never shows in keyfob's output)"
+        )
+    return (
+        f"check the proxy ({proxy.source}) and that it is running; NO_PROXY, or [http] "
+        "no_proxy in config.toml, names hosts to reach without it"
+    )
+
+
+def _redirect(
+    request: HttpRequest,
+    url: str,
+    response: HttpResponse,
+    where: str,
+    failures: Failures,
+    *,
+    followed: bool,
+) -> str:
+    """Where a redirect may be followed to; else the error that names where it pointed."""
+    setting = _SETTING_OF.get(request.what, "the provider's URL")
+    try:
+        target = urllib.parse.urljoin(url, response.headers["location"].strip())
+        here, there = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
+        there.port  # noqa: B018 - raises on a port that is not one
+    except ValueError:
+        raise failures.error(None)(
+            f"{where} answered HTTP {response.status}, a redirect to an address that is not a URL",
+            hint=f"check {setting} in config.toml",
+            status=response.status,
+            response=response.raw,
+        ) from None
+    # shown in a message: no user info, query or fragment, nothing that is not printable
+    shown = urllib.parse.quote(safe_url(target), safe=":/[]@!$&'()*+,;=%~", errors="replace")
+    said = f"{where} answered HTTP {response.status}, a redirect to {shown}"
+    if _origin(there) != _origin(here):
+        problem = "; keyfob follows no redirect to another host"
+    elif followed:
+        problem = "; keyfob follows one redirect, not two"
+    elif (
+        request.method != "GET"
+        or request.basic
+        or request.form is not None
+        or request.json is not None
+        or request.secrets
+        or any(k.lower() in ("authorization", "cookie") for k in request.headers)
+    ):
+        problem = "; keyfob sends no credentials after a redirect"
+    else:
+        log.info("%s; following it once", said)
+        return target
+    raise failures.error(None)(
+        said + problem,
+        hint=f"if that is the provider's address, set {setting} in config.toml to it",
+        status=response.status,
+        response=response.raw,
+    )
+
+
+def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str, int | None]:
+    """Scheme, host and port: a redirect may stay within them, never leave."""
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _untrusted(exc: BaseException) -> str | None:
+    """The verification failure of a server's certificate somewhere in ``exc``'s chain
+    (httpx wraps it once; requests and urllib3 three times), in OpenSSL's words."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return str(item.verify_message or item.reason or "certificate verify failed")
+        todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    return None
 
 
 def _person_call(
@@ -317,22 +459,52 @@ class Transport:
         #: one client per client certificate (None: none): a broker serves several providers
         self._clients: dict[ClientCert | None, Any] = {}
         self._aclients: dict[asyncio.AbstractEventLoop, dict[ClientCert | None, Any]] = {}
+        self._network: Network | None = None
+        #: the TLS context of each client certificate (None: none), sharing the CAs
+        self._tls: dict[ClientCert | None, ssl.SSLContext] = {}
         self._arunning: dict[asyncio.AbstractEventLoop, int] = {}  # flows per loop
         # Threads of one broker share the client; two made at once would leak one's sockets.
         self._client_lock = threading.Lock()
 
-    def _client_options(self, cert: ClientCert | None = None) -> dict[str, Any]:
+    @property
+    def network(self) -> Network:
+        """The proxies and CA bundle in use (:mod:`keyfob.network`), read once."""
+        if self._network is None:
+            self._network = resolve(self.settings)
+        return self._network
+
+    def tls_context(self, cert: ClientCert | None = None) -> ssl.SSLContext:
+        """The TLS context of the clients presenting ``cert`` (:mod:`keyfob.tls` for the
+        CAs, :mod:`keyfob.clientauth` for the certificate; its files checked here)."""
+        context = self._tls.get(cert)
+        if context is None:
+            from keyfob import tls
+
+            context = tls.context(self.network.ca, verify=self.network.verify)
+            if cert is not None:
+                from keyfob.clientauth import load_client_cert
+
+                load_client_cert(context, cert)
+            self._tls[cert] = context
+        return context
+
+    def _client_options(
+        self, cert: ClientCert | None = None, *, asynchronous: bool = False
+    ) -> dict[str, Any]:
         import httpx  # 125 ms: only once a request is really needed
 
+        from keyfob._routes import AsyncRoutes, Routes
+
         s = self.settings
-        context = ssl_context(s, cert)
+        # no idle connections: each try connects, so its deadline can shut its socket
+        limits = httpx.Limits(max_keepalive_connections=0)
+        routes = AsyncRoutes if asynchronous else Routes
         return {
-            **({"verify": context} if context is not None else {}),
             "timeout": httpx.Timeout(s.timeout, connect=s.connect_timeout),
-            # no idle connections: each try connects, so its deadline can shut its socket
-            "limits": httpx.Limits(max_keepalive_connections=0),
-            "follow_redirects": False,
-            "trust_env": False,
+            # each request through the proxy keyfob.network chose for it, on one TLS context
+            "transport": routes(self.network, self.tls_context(cert), limits),
+            "follow_redirects": False,  # the policy decides (_redirect)
+            "trust_env": False,  # never ~/.netrc; proxies and CAs come from keyfob.network
             "headers": {"User-Agent": USER_AGENT},
         }
 
@@ -391,7 +563,7 @@ class Transport:
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the policy: its answer, or a ``KeyfobError``."""
-        steps = _attempts(request, self.settings, self._clock, _httpx_failures())
+        steps = _attempts(request, self.settings, self._clock, _httpx_failures(), self.network)
         return self._drive(steps, self._exchange)
 
     def _drive(self, steps: _Steps, exchange: Callable[[_Attempt], _Received]) -> HttpResponse:
@@ -482,7 +654,9 @@ class Transport:
             if client is None:
                 import httpx
 
-                client = clients[cert] = httpx.AsyncClient(**self._client_options(cert))
+                client = clients[cert] = httpx.AsyncClient(
+                    **self._client_options(cert, asynchronous=True)
+                )
         return client
 
     async def aclose(self) -> None:
@@ -548,7 +722,7 @@ class Transport:
 
     async def asend(self, request: HttpRequest) -> HttpResponse:
         """:meth:`send` on ``httpx.AsyncClient``: the same policy, waits with asyncio."""
-        steps = _attempts(request, self.settings, self._clock, _httpx_failures())
+        steps = _attempts(request, self.settings, self._clock, _httpx_failures(), self.network)
         try:
             step = next(steps)
             while True:
@@ -588,35 +762,6 @@ class Transport:
                     return _Received(raw.status_code, raw.headers, reader.finish())
         except TimeoutError:
             raise step.too_late() from None
-
-
-def ssl_context(settings: HttpSettings, cert: ClientCert | None) -> ssl.SSLContext | None:
-    """The TLS context of a client: the CAs to trust (``[http] ca_bundle``, else the
-    client's default) and the client certificate to present; None: the default.
-
-    Made when a client is (the files are then read and checked, see
-    ``keyfob.clientauth``)."""
-    if cert is None and settings.ca_bundle is None:
-        return None
-    import ssl
-
-    import httpx
-
-    if settings.ca_bundle is not None:
-        try:
-            context = ssl.create_default_context(cafile=settings.ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"[http] ca_bundle: cannot load {settings.ca_bundle} ({type(exc).__name__})",
-                hint="give a PEM file of CA certificates",
-            ) from None
-    else:
-        context = httpx.create_ssl_context(trust_env=False)
-    if cert is not None:
-        from keyfob.clientauth import load_client_cert
-
-        load_client_cert(context, cert)
-    return context
 
 
 #: TLS alerts a server sends when it wants, or does not take, a client certificate
@@ -666,8 +811,12 @@ def _reason(exc: BaseException) -> str:
         "RemoteProtocolError": "the server broke the protocol",
         "LocalProtocolError": "the request could not be sent",
         "ReadError": "the connection broke",
+        "ProxyError": "the proxy refused the connection",
     }
     reason = names.get(type(exc).__name__, type(exc).__name__)
+    status = str(exc)[:3]
+    if type(exc).__name__ == "ProxyError" and status.isascii() and status.isdigit():
+        reason += f" (HTTP {status})"  # its own words: status and reason phrase, no URL
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__

@@ -55,10 +55,11 @@ _HOSTILE: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Fault:
-    kind: str  # "fail" or one of GARBAGE_KINDS
+    kind: str  # "fail", "redirect" or one of GARBAGE_KINDS
     remaining: int
     status: int = 200
     retry_after: str | None = None
+    location: str | None = None
 
 
 @dataclass
@@ -87,6 +88,11 @@ class Faults:
         if not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
         self._add(path, Fault("fail", times, status, retry_after), times)
+
+    def redirect(self, path: str, location: str, *, status: int, times: int) -> None:
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError("status must be a redirect: 301, 302, 303, 307 or 308")
+        self._add(path, Fault("redirect", times, status, location=location), times)
 
     def garbage(self, path: str, kind: str, *, times: int) -> None:
         if kind not in GARBAGE_KINDS:
@@ -139,6 +145,8 @@ def synthetic(fault: Fault, request: Request | None = None) -> Response | None:
         if request is not None and request.headers.get("Authorization"):
             said += " " + str(request.headers.get("Authorization"))
         return Response(400, {"error": "invalid_request", "error_description": said})
+    if fault.kind == "redirect":
+        return Response(fault.status, None, {"Location": fault.location or "/"})
     if fault.kind == "fail":
         headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
         return Response(fault.status, {"error": "temporarily_unavailable"}, headers)

@@ -10,8 +10,9 @@ In your ``conftest.py``::
 
 ``keyfob_home`` gives keyfob a throw-away ``KEYFOB_HOME`` (its own config,
 cache and 0600 secrets file, never your keyring); ``keyfob_local`` starts the
-local provider, points every built-in provider at it in that config.toml, and
-sets the demo credentials in the environment.
+local provider, points every built-in provider at it in that config.toml, sets
+the demo credentials in the environment, and adds 127.0.0.1 to ``NO_PROXY``
+(a proxy of your machine could not reach the provider).
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def keyfob_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.fixture
 def keyfob_local(keyfob_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalProvider]:
+    import os
+
     with LocalProvider() as provider:
         (keyfob_home / "config.toml").write_text(provider.config_toml())
         for name, value in provider.environ().items():
             monkeypatch.setenv(name, value)
+        # A proxy of the machine cannot reach this provider: 127.0.0.1 goes around it.
+        for name in ("no_proxy", "NO_PROXY"):
+            if os.environ.get(name) or name == "NO_PROXY":
+                before = os.environ.get(name, "").strip(", ")
+                monkeypatch.setenv(name, f"{before},127.0.0.1" if before else "127.0.0.1")
         wiring.reset()
         yield provider

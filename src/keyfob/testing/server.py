@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -123,9 +124,31 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # a fleet of cold clients connects at once (socketserver says 5)
 
-    def __init__(self, address: tuple[str, int], provider: LocalProvider) -> None:
+    def __init__(
+        self, address: tuple[str, int], provider: LocalProvider, tls: ssl.SSLContext | None
+    ) -> None:
         self.provider = provider
+        self.tls = tls
         super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Over https, the handshake happens here, in the connection's own thread: a
+        client that never finishes it holds up no one else."""
+        if self.tls is not None:
+            request.settimeout(_Handler.timeout)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ValueError):  # a client that does not trust us, or hangs up
+                with contextlib.suppress(OSError):
+                    request.close()
+                return
+            try:
+                super().finish_request(request, client_address)
+            finally:  # shutdown_request() closes the plain socket, which the wrap detached
+                with contextlib.suppress(OSError):
+                    request.close()
+            return
+        super().finish_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Never print: a client hanging up mid-answer is not our business."""
@@ -180,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         split = urlsplit(self.path)
         provider = self.provider
-        provider._record(split.path)
+        provider._record(split.path, self.headers.get("Authorization"))
         if self.headers.get("Transfer-Encoding"):
             self._send(Response(411, {"error": "length_required"}), close=True)
             return
@@ -258,12 +281,17 @@ class LocalProvider:
         twitter_rate: Rate = twitter.DEFAULT_RATE,
         std_rate: Rate = oauth2.DEFAULT_RATE,
         github_rate: Rate = github.DEFAULT_RATE,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context``: a server context (its certificate for 127.0.0.1 loaded) to
+        answer over https instead of http; ``url`` is then ``https://127.0.0.1:PORT``
+        and so is every endpoint of :meth:`config_toml`."""
         if host != "127.0.0.1":
             raise ValueError("LocalProvider only binds 127.0.0.1")
         self.host = host
         self.port = port
         self.url = ""
+        self.ssl_context = ssl_context
         #: exceptions raised inside request handlers (answered with 500); should stay empty
         self.errors: list[BaseException] = []
 
@@ -273,6 +301,7 @@ class LocalProvider:
         self._connections: set[socket.socket] = set()
         self._counts: Counter[str] = Counter()
         self._arrivals: dict[str, list[float]] = {}
+        self._schemes: dict[str, list[str]] = {}
         self._faults = Faults(self._lock)
         self._revoked: set[str] = set()
         self._issued: set[str] = set()
@@ -397,9 +426,10 @@ class LocalProvider:
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("LocalProvider is already running")
-            server = _Server((self.host, self.port), self)
+            server = _Server((self.host, self.port), self, self.ssl_context)
             self._server = server
-            self.url = f"http://{self.host}:{server.server_address[1]}"
+            scheme = "https" if self.ssl_context is not None else "http"
+            self.url = f"{scheme}://{self.host}:{server.server_address[1]}"
             self._thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -761,16 +791,25 @@ class LocalProvider:
         with self._lock:
             return list(self._arrivals.get(path, ()))
 
+    def authorizations(self, path: str) -> list[str]:
+        """The scheme of each request's ``Authorization`` header to ``path`` (``"Basic"``,
+        ``"Bearer"``), ``""`` for a request without one: what credentials arrived."""
+        with self._lock:
+            return list(self._schemes.get(path, ()))
+
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
             self._arrivals.clear()
+            self._schemes.clear()
 
-    def _record(self, path: str) -> None:
+    def _record(self, path: str, authorization: str | None = None) -> None:
         now = time.time()
+        scheme = (authorization or "").strip().split(" ", 1)[0]
         with self._lock:
             self._counts[path] += 1
             self._arrivals.setdefault(path, []).append(now)
+            self._schemes.setdefault(path, []).append(scheme)
 
     # ------------------------------------------------------------------ misbehaviour
     def delay(self, path: str, seconds: float, times: int | None = None) -> None:
@@ -786,6 +825,11 @@ class LocalProvider:
     def garbage(self, path: str, kind: str, *, times: int = 1) -> None:
         """Answer the next ``times`` requests with a malformed body of the given kind."""
         self._faults.garbage(path, kind, times=times)
+
+    def redirect(self, path: str, location: str, *, status: int = 302, times: int = 1) -> None:
+        """Answer the next ``times`` requests to ``path`` with a redirect to ``location``
+        (an absolute URL, or a path on this server)."""
+        self._faults.redirect(path, location, status=status, times=times)
 
     def clear_faults(self, path: str | None = None) -> None:
         """Forget pending delays, failures and garbage (for one path, or all)."""
