@@ -212,4 +212,3 @@ class RequestsTransport(Transport):
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             session.close()
-
