@@ -81,7 +81,9 @@ def providers() -> None:
         grant = p.grant if p.kind.signer is None else p.kind.protocol
         click.echo(f"{name:<14} {grant:<18} {origin:<11} {p.description or ''}")
         click.echo(f"{'':<14} needs: {needs or '-'}; keyring service: {p.service()}")
-        auth = [f"client auth: {p.client_auth}"] if p.kind.client[0] in p.secrets else []
+        # an OAuth 1.0a consumer signs every request: no token-endpoint client auth to show
+        oauth2_client = p.kind.signer is None and p.kind.client[0] in p.secrets
+        auth = [f"client auth: {p.client_auth}"] if oauth2_client else []
         if auth and p.signing_key is not None:
             kid = f", kid {p.signing_key.key_id}" if p.signing_key.key_id else ""
             auth[0] += f" (key {p.signing_key.path}{kid})"
