@@ -149,24 +149,17 @@ class RequestsAuth(_Bound, AuthBase):
     """``requests`` auth: ``requests.get(url, auth=keyfob.requests_auth("twitter"))``."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._signs is not False and self.signs():
-            return self._signed(r)
+        signer = self.signer() if self._signs is not False and self.signs() else None
         budget = self.budget()
         if budget is not None:
             budget.take(_scope(r.method, r.url))  # RateLimited before anything is sent
-        token = self.token()
-        r.headers["Authorization"] = token.authorization
-        r.register_hook("response", self._on_answer)  # type: ignore[no-untyped-call]
-        r._keyfob_token = token  # type: ignore[attr-defined]
-        return r
-
-    def _signed(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        signer = self.signer()
-        budget = self.budget()
-        if budget is not None:
-            budget.take(_scope(r.method, r.url))
-        r._keyfob_unsigned = (r.url, r.headers.copy(), r.body)  # type: ignore[attr-defined]
-        _sign_prepared(r, signer)
+        if signer is not None:
+            r._keyfob_unsigned = (r.url, r.headers.copy(), r.body)  # type: ignore[attr-defined]
+            _sign_prepared(r, signer)
+        else:
+            token = self.token()
+            r.headers["Authorization"] = token.authorization
+            r._keyfob_token = token  # type: ignore[attr-defined]
         r.register_hook("response", self._on_answer)  # type: ignore[no-untyped-call]
         return r
 
@@ -237,15 +230,19 @@ class HttpxAuth(_Bound, httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._signs is not False and self.signs():
-            yield from self._signed_flow(request)
-            return
+        signer = self.signer() if self._signs is not False and self.signs() else None
         budget = self.budget()
         if budget is not None:
             scope = scope_of(request.method, request.url.path)  # httpx parsed it
             budget.take(scope)
-        token = self.token()
-        request.headers["Authorization"] = token.authorization
+        if signer is not None:
+            if _is_form(request):
+                request.read()
+            unsigned = _unsigned(request)
+            _sign_httpx(request, signer, unsigned)
+        else:
+            token = self.token()
+            request.headers["Authorization"] = token.authorization
         response = yield request
         tries = 0
         while budget is not None:
@@ -258,86 +255,32 @@ class HttpxAuth(_Bound, httpx.Auth):
                 return
             tries += 1
             response.read()
+            if signer is not None:  # signed again: a fresh nonce, or the server refuses it
+                _sign_httpx(request, signer, unsigned)
             response = yield request
-        if response.status_code == 401 and _saw_token(response, request):
+        # A signed request's 401 is returned as it is: signed again, it would say the same.
+        if signer is None and response.status_code == 401 and _saw_token(response, request):
             response.read()
             request.headers["Authorization"] = self.replace(token).authorization
             yield request
 
-    def _signed_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        signer = self.signer()
-        budget = self.budget()
-        scope = scope_of(request.method, request.url.path)
-        if budget is not None:
-            budget.take(scope)
-        if _is_form(request):
-            request.read()
-        unsigned = _unsigned(request)
-        _sign_httpx(request, signer, unsigned)
-        response = yield request
-        tries = 0
-        while budget is not None:
-            budget.learn(request.method, request.url.path, response.status_code, response.headers)
-            if not _again(budget, request.method, response.status_code, tries, self.retries()):
-                break
-            try:
-                budget.take(scope)
-            except RateLimited:
-                return
-            tries += 1
-            response.read()
-            _sign_httpx(request, signer, unsigned)
-            response = yield request
-        # A 401 is returned as it is: signed again, the request would say the same.
-
-    async def _asigned_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        signer = self.signer()
-        budget = self.budget()
-        scope = scope_of(request.method, request.url.path)
-        if budget is not None:
-            await budget.atake(scope)
-        if _is_form(request):
-            await request.aread()
-        unsigned = _unsigned(request)
-        _sign_httpx(request, signer, unsigned)
-        response = yield request
-        tries = 0
-        while budget is not None:
-            budget.learn(request.method, request.url.path, response.status_code, response.headers)
-            if not _again(budget, request.method, response.status_code, tries, self.retries()):
-                break
-            try:
-                await budget.atake(scope)
-            except RateLimited:
-                return
-            tries += 1
-            await response.aread()
-            _sign_httpx(request, signer, unsigned)
-            response = yield request
-
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._signs is not False and self.signs():
-            flow = self._asigned_flow(request)
-            response = None
-            try:
-                while True:
-                    sent = await flow.asend(response)  # type: ignore[arg-type]
-                    response = yield sent
-            except StopAsyncIteration:
-                return
+        signer = self.signer() if self._signs is not False and self.signs() else None
         budget = self.budget()
-        scope = scope_of(request.method, request.url.path)  # httpx parsed it
         if budget is not None:
+            scope = scope_of(request.method, request.url.path)  # httpx parsed it
             await budget.atake(scope)  # asyncio.sleep: the loop runs on while this waits
-        # From memory at once; otherwise the broker's async path, on this loop.
-        token = self.peek() or await self.atoken()
-        request.headers["Authorization"] = token.authorization
+        if signer is not None:
+            if _is_form(request):
+                await request.aread()
+            unsigned = _unsigned(request)
+            _sign_httpx(request, signer, unsigned)
+        else:
+            # From memory at once; otherwise the broker's async path, on this loop.
+            token = self.peek() or await self.atoken()
+            request.headers["Authorization"] = token.authorization
         response = yield request
         tries = 0
         while budget is not None:
@@ -350,8 +293,10 @@ class HttpxAuth(_Bound, httpx.Auth):
                 return
             tries += 1
             await response.aread()
+            if signer is not None:
+                _sign_httpx(request, signer, unsigned)
             response = yield request
-        if response.status_code == 401 and _saw_token(response, request):
+        if signer is None and response.status_code == 401 and _saw_token(response, request):
             await response.aread()
             fresh = await self.areplace(token)
             request.headers["Authorization"] = fresh.authorization
