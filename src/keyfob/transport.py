@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keyfob")
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -387,10 +388,19 @@ def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str, int | None]:
 
 
 def _untrusted(exc: BaseException) -> str | None:
-    """The verification failure of a server's certificate somewhere in ``exc``'s chain
-    (httpx wraps it once; requests and urllib3 three times), in OpenSSL's words."""
+    """The verification failure of a server's certificate somewhere in ``exc``'s chain,
+    in OpenSSL's words."""
     import ssl
 
+    failed = _ssl_error(exc, ssl.SSLCertVerificationError)
+    if failed is None:
+        return None
+    return str(failed.verify_message or failed.reason or "certificate verify failed")
+
+
+def _ssl_error(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` (an ``ssl.SSLError``) in ``exc``'s chain: httpx wraps it once;
+    requests and urllib3 three times, keeping the cause in ``args`` and ``.reason`` too."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -398,8 +408,8 @@ def _untrusted(exc: BaseException) -> str | None:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return str(item.verify_message or item.reason or "certificate verify failed")
+        if isinstance(item, kind):
+            return item
         todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
     return None
 
@@ -780,15 +790,9 @@ def _tls_refusal(exc: BaseException, cert: ClientCert | None) -> tuple[str, str]
     (mutual TLS): the words, and the hint; None for any other failure."""
     import ssl
 
-    cause: BaseException | None = exc
-    for _ in range(20):  # requests and urllib3 keep the cause in args and .reason too
-        if cause is None or isinstance(cause, ssl.SSLError):
-            break
-        inner = [cause.__cause__, cause.__context__, getattr(cause, "reason", None)]
-        inner += list(cause.args[:1])
-        cause = next((e for e in inner if isinstance(e, BaseException)), None)
+    cause = _ssl_error(exc, ssl.SSLError)
     reason = str(getattr(cause, "reason", "") or "")
-    if cause is None or "ALERT" not in reason or not reason.endswith(_CERT_ALERTS):
+    if "ALERT" not in reason or not reason.endswith(_CERT_ALERTS):
         return None
     if cert is None:
         return (
