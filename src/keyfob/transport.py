@@ -448,10 +448,11 @@ class Transport:
     once (settings, clock), and its sync and async paths must not drift; the
     clients stay apart: one ``httpx.Client`` for every thread, and one
     ``httpx.AsyncClient`` per event loop (an async client must not cross
-    loops), made on first use there. :meth:`arun` closes the loop's client
+    loops), made on first use there; each of them once per client certificate
+    presented (:meth:`tls_context`). :meth:`arun` closes the loop's clients
     when the last flow running on that loop ends, so a caller's
-    ``asyncio.run`` leaves no client behind; one that only :meth:`asend` used
-    is closed by :meth:`aclose` in its loop.
+    ``asyncio.run`` leaves no client behind; those that only :meth:`asend`
+    used are closed by :meth:`aclose` in their loop.
     """
 
     def __init__(
