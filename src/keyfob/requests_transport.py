@@ -157,7 +157,8 @@ class RequestsTransport(Transport):
         if session is not None:
             return session
         with self._client_lock:
-            if cert not in self._sessions:
+            session = self._sessions.get(cert)
+            if session is None:
                 session = _Session()
                 # As the httpx client: never ~/.netrc; the proxies and CA bundle are
                 # keyfob.network's (config.toml, then the environment), given explicitly.
@@ -167,7 +168,7 @@ class RequestsTransport(Transport):
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 self._sessions[cert] = session
-        return self._sessions[cert]
+        return session
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request under the shared policy, on ``requests``."""
