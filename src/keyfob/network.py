@@ -209,6 +209,12 @@ def bypassed(entries: tuple[str, ...], host: str, port: int) -> bool:
     return False
 
 
+def fix_hint(source: str) -> str:
+    """The hint's first words for a bad setting: a config.toml one (``[http] ...``) is
+    fixed; an environment variable may also be unset."""
+    return f"fix {source}" if source.startswith("[") else f"fix or unset {source}"
+
+
 def _split_port(entry: str) -> tuple[str, int | None]:
     """``host:port``, ``[v6]:port``, or a bare name, address or network."""
     if entry.startswith("["):
@@ -239,7 +245,7 @@ def _port(parts: urllib.parse.SplitResult) -> int:
 def _proxy(value: str, source: str) -> Proxy:
     value = value.strip()
     url = value if "://" in value else "http://" + value
-    fix = f"fix or unset {source}" if not source.startswith("[") else f"fix {source}"
+    fix = fix_hint(source)
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not one
@@ -268,7 +274,7 @@ def _ca_bundle(http: HttpSettings, env: Mapping[str, str], in_config: str) -> Ca
             return CaBundle()
         path, source = env[name].strip(), name
     path = os.path.expanduser(path)
-    fix = f"fix {source}" if source.startswith("[") else f"fix or unset {source}"
+    fix = fix_hint(source)
     what = "a PEM file of CA certificates, or a folder of them"
     if os.path.isdir(path):
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keyfob.errors import ConfigError
-from keyfob.network import CaBundle
+from keyfob.network import CaBundle, fix_hint
 
 if TYPE_CHECKING:
     import ssl
@@ -35,7 +35,7 @@ def context(ca: CaBundle, *, verify: bool = True) -> ssl.SSLContext:
         import certifi
 
         return ssl.create_default_context(cafile=certifi.where())
-    fix = f"fix {ca.source}" if ca.source.startswith("[") else f"fix or unset {ca.source}"
+    fix = fix_hint(ca.source)
     try:
         if ca.folder:
             return ssl.create_default_context(capath=ca.path)
