@@ -272,21 +272,17 @@ class Terminal:
             "",
         ]
         complete = code.verification_uri_complete
-        qr = self._qr(complete) if complete and self._tty() else ""
+        qr = self._qr(complete).splitlines() if complete and self._tty() else []
+        if qr:
+            columns, rows = self._size()
+            # the two lines of the address below, then the spinner, and one line is kept
+            # for the prompt above
+            if len(lines) + 2 + len(qr) + 2 > rows or len(qr[0]) > columns:
+                qr = []
         if complete:
-            lines.append(
-                "or open this address, which carries the code"
-                + (" (as does the QR code below):" if qr else ":")
-            )
-            lines.append(f"    {complete}")
-        columns, rows = self._size()
-        qr_lines = qr.splitlines()
-        # the spinner takes the line below, and one line is kept for the prompt above
-        if qr_lines and len(lines) + len(qr_lines) + 2 <= rows and len(qr_lines[0]) <= columns:
-            lines.extend(qr_lines)
-        elif complete:
-            lines[-2] = lines[-2].replace(" (as does the QR code below)", "")
-        for line in lines:
+            carries = " (as does the QR code below):" if qr else ":"
+            lines += [f"or open this address, which carries the code{carries}", f"    {complete}"]
+        for line in lines + qr:
             self.say(line)
 
     def _size(self) -> tuple[int, int]:
