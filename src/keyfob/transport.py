@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import logging
 import random
 import threading
@@ -113,15 +114,11 @@ class Failures:
     reason: Callable[[BaseException], str] = lambda exc: _reason(exc)
 
 
-_HTTPX: list[Failures] = []
-
-
+@functools.cache
 def _httpx_failures() -> Failures:
-    if not _HTTPX:
-        import httpx  # the drivers need it anyway
+    import httpx  # the drivers need it anyway
 
-        _HTTPX.append(Failures((httpx.TimeoutException,), (httpx.HTTPError,)))
-    return _HTTPX[0]
+    return Failures((httpx.TimeoutException,), (httpx.HTTPError,))
 
 
 @dataclass(frozen=True)
