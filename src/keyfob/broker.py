@@ -344,7 +344,7 @@ class Broker:
             entry = None  # another account's token: never crosses over
         old = entry.token if entry else None
         if refresh is True and not p.kind.rotates:
-            rest = _without_refresh_token(creds)
+            rest = _copy(creds, without="refresh_token")
             if not p.kind.supersedes and not ("refresh_token" in creds and p.kind.missing(p, rest)):
                 # The grant has its own secrets: no kept token of any kind is used.
                 old, creds = None, rest
@@ -491,7 +491,8 @@ class Broker:
             raise CredentialsMissing(f"{p.name} has no refresh token to use")
         refused: InvalidCredentials | None = None
         for value, source in candidates:
-            attempt = _with(creds, "refresh_token", value, source)
+            attempt = _copy(creds)
+            attempt.add("refresh_token", value, source)
             try:
                 token: Token = yield from attach(p, p.kind.acquire(p, attempt, self.clock()))
             except InvalidCredentials as exc:
@@ -676,21 +677,13 @@ def _first(env: Mapping[str, str], variables: tuple[str, ...]) -> str | None:
     return None
 
 
-def _with(creds: Credentials, name: str, value: str, source: str) -> Credentials:
-    """A copy of ``creds`` with ``name`` set to ``value`` from ``source``."""
+def _copy(creds: Credentials, without: str = "") -> Credentials:
+    """A copy of ``creds``, leaving out ``without``."""
     out = Credentials()
-    for known, given in creds.values.items():
-        out.add(known, given, creds.sources[known])
-    out.add(name, value, source)
-    return out
-
-
-def _without_refresh_token(creds: Credentials) -> Credentials:
-    rest = Credentials()
     for name, value in creds.values.items():
-        if name != "refresh_token":
-            rest.add(name, value, creds.sources[name])
-    return rest
+        if name != without:
+            out.add(name, value, creds.sources[name])
+    return out
 
 
 def _fingerprint(p: Provider, creds: Credentials) -> str:
