@@ -513,7 +513,7 @@ class Broker:
                 raise self._hinted(p, exc, key[1]) from None
             except KeyfobError as exc:
                 raise self._hinted(p, exc, key[1]) from None
-            self._keep_rotated(p, key, book, value, source, token, creds)
+            self._keep_rotated(p, key, book, attempt, token, creds)
             log.info("%s: refreshed (%s)", p.name, describe_expiry(token, self.clock()))
             return token
         assert refused is not None
@@ -534,21 +534,19 @@ class Broker:
         p: Provider,
         key: Key,
         book: Book,
-        sent: str,
-        source: str,
+        attempt: Credentials,
         token: Token,
         creds: Credentials,
     ) -> None:
         """The rotated refresh token into the store (first: the only one that works),
-        the spent one noted; if the store refuses, into the cache at least, then the
-        error."""
-        from keyfob import rotation
-
+        the spent one (``attempt``'s) noted; if the store refuses, into the cache at
+        least, then the error."""
+        sent = attempt.values["refresh_token"]
         new = token.refresh_token
         if not new or new == sent:
             return  # not rotated
         try:
-            book.record(sent, new, direct=rotation.direct(source))
+            book.record(sent, new, direct=attempt.given("refresh_token"))
         except KeyfobError as exc:
             self.save(p, key, token, creds)
             exc.hint = (
