@@ -145,14 +145,19 @@ class Broker:
         A signing provider's (OAuth 1.0a) is the user's where no account is named: X
         counts user-context requests per user (``keyfob wait`` and the adapters agree)."""
         p = self.provider(provider)
+        fast = True
         if account is None and p.kind.signer is not None:
             try:
                 signer = self.signer(provider)
             except KeyfobError:
-                signer = None  # no user yet: the provider's own budget
+                signer = None
             if signer is not None:
                 account = signer.who
-        return self.limiter.budget(provider, account, p.rate_limits)
+            else:
+                # No user yet: the provider's own budget, which `keyfob wait`'s fast
+                # path (keyed by --account alone) must not take from once one logs in.
+                fast = False
+        return self.limiter.budget(provider, account, p.rate_limits, fast=fast)
 
     @property
     def store(self) -> SecretStore:
