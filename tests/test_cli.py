@@ -160,6 +160,22 @@ def test_status_shows_provider_account_expiry_and_secret_places(
     assert token not in done.stdout + done.stderr
 
 
+def test_wait_with_a_log_level_keyfob_does_not_know_is_an_error_as_token_is(
+    configured: LocalProvider, home: Path, cli: CliRun
+) -> None:
+    config = home / "config.toml"
+    config.write_text(
+        config.read_text().replace(
+            "[providers.local]\n", '[providers.local]\nrate_limits = ["100/minute"]\n', 1
+        )
+    )
+    assert cli("wait", "local").returncode == 0  # the full path records the limits
+    # The budget file alone could answer now; a level the full command line
+    # refuses is its error, not a request taken quietly.
+    unknown = cli("wait", "local", env={"KEYFOB_LOG": "loud"})
+    assert unknown.returncode == 2 and "KEYFOB_LOG" in unknown.stderr
+
+
 # --------------------------------------------------------------------------- refresh, logout
 
 

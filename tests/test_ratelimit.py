@@ -477,3 +477,31 @@ def test_a_block_learned_elsewhere_is_obeyed_within_clear_for_even_after_a_clear
     time.sleep(CLEAR_FOR * 1.5)  # not a timing assertion: past the trust, it asks again
 
     assert second.try_take("GET /2/users/me") > 25
+
+
+def test_keyfob_wait_fast_path_never_takes_from_a_signing_providers_budget_of_no_user(
+    home: Path,
+) -> None:
+    # Without a user, an OAuth 1.0a provider's budget is the provider's own; once one
+    # logs in, the broker and the adapters take from that user's. The fast path keys
+    # by the command line's --account alone: it must not answer from the first.
+    from keyfob import _budgetfile, _paths
+    from keyfob.broker import Broker
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        '[providers.twitter-oauth1]\nrate_limits = ["5/minute"]\n'
+        '[providers.inaturalist]\nrate_limits = ["5/minute"]\n'
+    )
+    environ = {k: v for k, v in os.environ.items() if k.startswith("KEYFOB_")}
+    broker = Broker(environ=environ)
+    for name in ("twitter-oauth1", "inaturalist"):
+        assert broker.budget(name).take() == 0.0  # the full path, as `keyfob wait NAME`
+
+    def fast(name: str) -> bool | None:
+        now_ms = int(time.time() * 1000)
+        key = ratelimit.budget_key(name, None)
+        return _budgetfile.take(_paths.cache_dir(), key, _paths.config_signature(), now_ms)
+
+    assert fast("inaturalist") is True
+    assert fast("twitter-oauth1") is None

@@ -42,8 +42,8 @@ def budget_taken(args: list[str]) -> bool:
         if args[2] != "--account":
             return False
         account = args[3]
-    if os.environ.get("KEYFOB_CACHE_URL") or os.environ.get("KEYFOB_LOG", "") == "debug":
-        return False  # Redis, or --debug: the full command line
+    if os.environ.get("KEYFOB_CACHE_URL") or not quiet():
+        return False  # Redis, or logging asked for: the full command line
     from keyfob import _budgetfile, _paths
 
     key = f"{args[1]}\0{account}"
@@ -51,11 +51,17 @@ def budget_taken(args: list[str]) -> bool:
     return _budgetfile.take(_paths.cache_dir(), key, _paths.config_signature(), now_ms) is True
 
 
+def quiet() -> bool:
+    """Whether KEYFOB_LOG lets the fast path answer: not debug, nor a level the full
+    command line refuses (the full command line answers those)."""
+    return os.environ.get("KEYFOB_LOG", "").strip().lower() in ("", "info", "warning")
+
+
 def cached_answer(args: list[str]) -> str | None:
     if len(args) < 2 or args[0] not in ("token", "header"):
         return None
-    if os.environ.get("KEYFOB_LOG", "").strip().lower() not in ("", "info", "warning"):
-        return None  # debug, or a level the full command line refuses
+    if not quiet():
+        return None
     provider, account, rest = None, "", args[1:]
     while rest:
         arg = rest.pop(0)

@@ -329,7 +329,7 @@ class Accounts:
         entry: Entry | None = b._cached_entry(key)
         stored = self.get_credentials(p.name, account=account)
         failed: KeyfobError | None = None
-        if revoke and (entry is not None or p.kind.signer is not None):
+        if revoke:
             try:
                 revoked = self._revoke(p, key, entry)
             except (TransportError, ProviderError) as exc:
@@ -349,12 +349,14 @@ class Accounts:
         return LoggedOut(revoked, entry is not None or bool(stored), exported, failed)
 
     def _revoke(self, p: Provider, key: Key, entry: Entry | None) -> bool:
-        """Revoke the cached token (a signing kind's: the stored access token) at the
-        server; whether a revocation was sent."""
+        """Revoke the cached token (a signing kind's: the stored access token, which is
+        never cached) at the server; whether a revocation was sent."""
         b = self.broker
+        if entry is None and p.kind.signer is None:
+            return False  # nothing cached to revoke
         creds = b.credentials(p, key[1], {})
         if entry is None and not creds.get("token"):
-            return False  # nothing to revoke
+            return False  # a signing kind with no access token stored
         token = entry.token if entry is not None else Token(creds.values["token"], "OAuth")
         resolved = b.resolved(p)
         flow = p.kind.revoke(resolved, token, creds)

@@ -145,14 +145,19 @@ class Broker:
         A signing provider's (OAuth 1.0a) is the user's where no account is named: X
         counts user-context requests per user (``keyfob wait`` and the adapters agree)."""
         p = self.provider(provider)
+        fast = True
         if account is None and p.kind.signer is not None:
             try:
                 signer = self.signer(provider)
             except KeyfobError:
-                signer = None  # no user yet: the provider's own budget
+                signer = None
             if signer is not None:
                 account = signer.who
-        return self.limiter.budget(provider, account, p.rate_limits)
+            else:
+                # No user yet: the provider's own budget, which `keyfob wait`'s fast
+                # path (keyed by --account alone) must not take from once one logs in.
+                fast = False
+        return self.limiter.budget(provider, account, p.rate_limits, fast=fast)
 
     @property
     def store(self) -> SecretStore:
@@ -344,7 +349,7 @@ class Broker:
             entry = None  # another account's token: never crosses over
         old = entry.token if entry else None
         if refresh is True and not p.kind.rotates:
-            rest = _without_refresh_token(creds)
+            rest = _copy(creds, without="refresh_token")
             if not p.kind.supersedes and not ("refresh_token" in creds and p.kind.missing(p, rest)):
                 # The grant has its own secrets: no kept token of any kind is used.
                 old, creds = None, rest
@@ -491,7 +496,8 @@ class Broker:
             raise CredentialsMissing(f"{p.name} has no refresh token to use")
         refused: InvalidCredentials | None = None
         for value, source in candidates:
-            attempt = _with(creds, "refresh_token", value, source)
+            attempt = _copy(creds)
+            attempt.add("refresh_token", value, source)
             try:
                 token: Token = yield from attach(p, p.kind.acquire(p, attempt, self.clock()))
             except InvalidCredentials as exc:
@@ -512,7 +518,7 @@ class Broker:
                 raise self._hinted(p, exc, key[1]) from None
             except KeyfobError as exc:
                 raise self._hinted(p, exc, key[1]) from None
-            self._keep_rotated(p, key, book, value, source, token, creds)
+            self._keep_rotated(p, key, book, attempt, token, creds)
             log.info("%s: refreshed (%s)", p.name, describe_expiry(token, self.clock()))
             return token
         assert refused is not None
@@ -533,21 +539,19 @@ class Broker:
         p: Provider,
         key: Key,
         book: Book,
-        sent: str,
-        source: str,
+        attempt: Credentials,
         token: Token,
         creds: Credentials,
     ) -> None:
         """The rotated refresh token into the store (first: the only one that works),
-        the spent one noted; if the store refuses, into the cache at least, then the
-        error."""
-        from keyfob import rotation
-
+        the spent one (``attempt``'s) noted; if the store refuses, into the cache at
+        least, then the error."""
+        sent = attempt.values["refresh_token"]
         new = token.refresh_token
         if not new or new == sent:
             return  # not rotated
         try:
-            book.record(sent, new, direct=rotation.direct(source))
+            book.record(sent, new, direct=attempt.given("refresh_token"))
         except KeyfobError as exc:
             self.save(p, key, token, creds)
             exc.hint = (
@@ -676,21 +680,13 @@ def _first(env: Mapping[str, str], variables: tuple[str, ...]) -> str | None:
     return None
 
 
-def _with(creds: Credentials, name: str, value: str, source: str) -> Credentials:
-    """A copy of ``creds`` with ``name`` set to ``value`` from ``source``."""
+def _copy(creds: Credentials, without: str = "") -> Credentials:
+    """A copy of ``creds``, leaving out ``without``."""
     out = Credentials()
-    for known, given in creds.values.items():
-        out.add(known, given, creds.sources[known])
-    out.add(name, value, source)
-    return out
-
-
-def _without_refresh_token(creds: Credentials) -> Credentials:
-    rest = Credentials()
     for name, value in creds.values.items():
-        if name != "refresh_token":
-            rest.add(name, value, creds.sources[name])
-    return rest
+        if name != without:
+            out.add(name, value, creds.sources[name])
+    return out
 
 
 def _fingerprint(p: Provider, creds: Credentials) -> str:

@@ -371,22 +371,22 @@ def status(provider: str | None) -> None:
         )
     _network_lines(b)
     click.echo(f"tokens: {b.cache.describe()}; secrets: {b.store.describe()}")
-    _rate_lines(b, sorted({(r.provider, None) for r in rows}))
+    _rate_lines(b, sorted({r.provider for r in rows}))
 
 
-def _rate_lines(b: Broker, keys: Sequence[tuple[str, str | None]]) -> None:
-    """What is left of each rate budget (static limits; a learned block, if any)."""
+def _rate_lines(b: Broker, names: Sequence[str]) -> None:
+    """What is left of each provider's rate budget (static limits; a learned block,
+    if any)."""
     import time
 
-    for name, account in keys:
-        budget = b.budget(name, account)
+    for name in names:
+        budget = b.budget(name)
         parts = [f"{left} of {limit} left" for limit, left in budget.left()]
         blocked = budget.blocked() - time.time()
         if blocked > 0:
             parts.append(f"blocked for {_duration(blocked)} (the server said so)")
         if parts:
-            who = f"{name} ({account})" if account else name
-            click.echo(f"rate budget, {who}: {', '.join(parts)}; shared by {budget.shared}")
+            click.echo(f"rate budget, {name}: {', '.join(parts)}; shared by {budget.shared}")
 
 
 @cli.command()

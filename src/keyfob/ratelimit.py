@@ -623,7 +623,11 @@ class Limiter:
             self._store = store
         return self._store
 
-    def budget(self, provider: str, account: str | None, limits: Iterable[str]) -> Budget:
+    def budget(
+        self, provider: str, account: str | None, limits: Iterable[str], *, fast: bool = True
+    ) -> Budget:
+        """The budget of (provider, account). ``fast=False``: ``keyfob wait``'s fast path
+        must not answer from it (its limits are recorded as none)."""
         key = budget_key(provider, account)
         budget = self._budgets.get(key)
         if budget is None:
@@ -638,7 +642,7 @@ class Limiter:
                         fallback = lambda: local  # noqa: E731
                     elif isinstance(store, SQLiteStore):
                         try:
-                            store.remember(key, parsed, self.signature)
+                            store.remember(key, parsed if fast else [], self.signature)
                         except Exception as exc:  # a fast path less, nothing more
                             log.debug("could not record the limits: %s", exc)
                     budget = Budget(

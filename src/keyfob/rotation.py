@@ -77,8 +77,3 @@ class Book:
         if direct:
             self.superseded = digest(sent)
             self.store.set(self.service, SUPERSEDED, self.superseded)
-
-
-def direct(source: str) -> bool:
-    """Whether a secret's source is an argument or the environment."""
-    return source == "argument" or source.startswith("environment")
