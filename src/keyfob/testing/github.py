@@ -280,7 +280,6 @@ class GitHub:
             time.time() + DEVICE_CODE_LIFETIME,
             self.device_interval,
         )
-        self.shared.issued.add(code)
         return self._answer(
             request,
             {

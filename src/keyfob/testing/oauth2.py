@@ -306,7 +306,6 @@ class OAuth2Server:
             time.time() + self.device_code_lifetime,
             self.device_interval,
         )
-        self.shared.issued.add(device_code)
         page = f"{self.shared.url()}/std/device/verify"
         payload = {
             "device_code": device_code,
