@@ -299,7 +299,7 @@ class TwitterUser:
         token = params.get("token")
         if not token:
             raise oauth_error(400, "invalid_request", "Missing required parameter [token].")
-        grant = (self.refresh.get(token) or self.access.get(token, (None, 0))[0]) if token else None
+        grant = self.refresh.get(token) or self.access.get(token, (None, 0))[0]
         if grant is not None and grant.client_id == client_id:
             self.shared.revoke(token)
         return Response(200, {"revoked": True})
