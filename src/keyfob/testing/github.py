@@ -30,7 +30,6 @@ Standard library only; every credential in here is made up.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import html
 import re
@@ -53,8 +52,8 @@ from keyfob.testing.wire import (
     Response,
     Routes,
     Shared,
-    b64url,
     new_user_code,
+    pkce_matches,
 )
 
 DEMO_GITHUB_APP_CLIENT_ID = "Iv1.demo0123456789ab"
@@ -395,12 +394,10 @@ class GitHub:
                 "redirect_uri_mismatch",
                 "The redirect_uri MUST match the registered callback URL for this application.",
             )
-        if code.challenge is not None:
-            verifier = params.get("code_verifier", "")
-            if not hmac.compare_digest(
-                b64url(hashlib.sha256(verifier.encode()).digest()), code.challenge
-            ):
-                raise bad
+        if code.challenge is not None and not pkce_matches(
+            params.get("code_verifier", ""), code.challenge
+        ):
+            raise bad
         return self._answer(request, self.issue(app.client_id, code.login, code.scope))
 
     # ------------------------------------------------------------------ refreshing

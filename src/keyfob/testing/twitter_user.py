@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -41,6 +40,7 @@ from keyfob.testing.wire import (
     Shared,
     b64url,
     oauth_error,
+    pkce_matches,
 )
 
 DEMO_TWITTER_CLIENT_ID = "demo-x-client-id"
@@ -274,11 +274,7 @@ class TwitterUser:
         if params.get("redirect_uri") != code.redirect_uri:
             raise oauth_error(400, "invalid_request", _DEAD_CODE)
         verifier = params.get("code_verifier", "")
-        if code.method == "S256":
-            derived = b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
-        else:
-            derived = verifier
-        if not _PKCE.fullmatch(verifier) or not hmac.compare_digest(derived, code.challenge):
+        if not _PKCE.fullmatch(verifier) or not pkce_matches(verifier, code.challenge, code.method):
             raise oauth_error(400, "invalid_request", _DEAD_CODE)
         return self.issue(code.grant)
 

@@ -77,6 +77,13 @@ def jwt_decode(token: str, key: bytes, alg: str, now: float) -> dict[str, Any] |
     return payload
 
 
+def pkce_matches(verifier: str, challenge: str, method: str = "S256") -> bool:
+    """RFC 7636 §4.6: the verifier, hashed (``S256``) or as it is (``plain``), is the
+    challenge the authorization request sent."""
+    derived = b64url(hashlib.sha256(verifier.encode()).digest()) if method == "S256" else verifier
+    return hmac.compare_digest(derived.encode(), challenge.encode())
+
+
 # --------------------------------------------------------------------------- answers
 @dataclass
 class Response:
