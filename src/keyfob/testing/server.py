@@ -807,8 +807,7 @@ class LocalProvider:
         return {
             **self._inat.environ(),
             **self._twitter.environ(),
-            "TWITTER_CLIENT_ID": DEMO_TWITTER_CLIENT_ID,
-            "TWITTER_CLIENT_SECRET": DEMO_TWITTER_CLIENT_SECRET,
+            **self._x_user.environ(),
             **self._oauth2.environ(),
             **self.github.environ(),
         }

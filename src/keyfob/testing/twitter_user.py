@@ -145,6 +145,13 @@ class TwitterUser:
             + (f'redirect_uri = "{redirect_uri}"\n' if redirect_uri else "")
         )
 
+    @staticmethod
+    def environ() -> dict[str, str]:
+        return {
+            "TWITTER_CLIENT_ID": DEMO_TWITTER_CLIENT_ID,
+            "TWITTER_CLIENT_SECRET": DEMO_TWITTER_CLIENT_SECRET,
+        }
+
     # ------------------------------------------------------------------ accounts and tokens
     def add_client(self, client_id: str, secret: str | None, redirect_uri: str) -> None:
         self.clients[client_id] = _Client(secret, redirect_uri)
