@@ -11,7 +11,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
@@ -186,6 +186,23 @@ def test_revoke_makes_any_kind_of_token_inactive(lp: LocalProvider) -> None:
         assert lp.is_active(token)
         lp.revoke(token)
         assert not lp.is_active(token)
+
+
+def test_tokens_and_device_codes_in_any_answer_are_listed_as_issued(lp: LocalProvider) -> None:
+    grant = std_password(lp)
+    std_device = call("POST", lp.url + "/std/device", form={"client_id": DEMO_CLIENT_ID}).json()
+    github_device = parse_qs(  # GitHub answers a form unless asked for JSON
+        call(
+            "POST", lp.url + "/login/device/code", form={"client_id": DEMO_GITHUB_APP_CLIENT_ID}
+        ).body.decode()
+    )
+    handed_out = {
+        grant["access_token"],
+        grant["refresh_token"],
+        std_device["device_code"],
+        github_device["device_code"][0],
+    }
+    assert handed_out <= lp.issued()
 
 
 def test_revoking_the_twitter_token_makes_the_next_one_new(lp: LocalProvider) -> None:

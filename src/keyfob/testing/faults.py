@@ -138,11 +138,11 @@ class Faults:
             return head
 
 
-def synthetic(fault: Fault, request: Request | None = None) -> Response | None:
+def synthetic(fault: Fault, request: Request) -> Response | None:
     """The made-up answer that replaces the real one; None: spoil the real one instead."""
     if fault.kind == "echo":
-        said = request.body.decode("utf-8", "replace") if request is not None else ""
-        if request is not None and request.headers.get("Authorization"):
+        said = request.body.decode("utf-8", "replace")
+        if request.headers.get("Authorization"):
             said += " " + str(request.headers.get("Authorization"))
         return Response(400, {"error": "invalid_request", "error_description": said})
     if fault.kind == "redirect":

@@ -30,7 +30,6 @@ Standard library only; every credential in here is made up.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import html
 import re
@@ -43,6 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from keyfob.testing.wire import (
     FORM,
+    Device,
     FixedWindows,
     Handler,
     Patterns,
@@ -52,7 +52,8 @@ from keyfob.testing.wire import (
     Response,
     Routes,
     Shared,
-    b64url,
+    new_user_code,
+    pkce_matches,
 )
 
 DEMO_GITHUB_APP_CLIENT_ID = "Iv1.demo0123456789ab"
@@ -69,8 +70,14 @@ DEVICE_CODE_LIFETIME = 900
 #: GET /user: 5000 requests an hour for a user's token
 DEFAULT_RATE: Rate = (5000, 3600.0)
 _ALNUM = string.ascii_letters + string.digits
-_USER_CODE = "BCDFGHJKLMNPQRSTVWXZ"
 _DOCS = "https://docs.github.com/apps/oauth"
+#: GitHub's words for the answers to a device code poll (RFC 8628 §3.5)
+_DEVICE_ERRORS = {
+    "expired_token": "This 'device_code' has expired.",
+    "access_denied": "The authorization request was denied.",
+    "slow_down": "Too many requests have been made in the same timeframe.",
+    "authorization_pending": "The authorization request is still pending.",
+}
 
 
 def _token(prefix: str, length: int = 36) -> str:
@@ -97,18 +104,6 @@ class _Access:
 
 
 @dataclass
-class _Device:
-    client_id: str
-    scope: str
-    user_code: str
-    expires_at: float
-    interval: int
-    polled_at: float = 0.0
-    approved_by: str | None = None
-    denied: bool = False
-
-
-@dataclass
 class _Code:
     client_id: str
     login: str
@@ -132,7 +127,7 @@ class GitHub:
     apps: dict[str, _App] = field(default_factory=dict)
     access: dict[str, _Access] = field(default_factory=dict)
     refresh: dict[str, _Access] = field(default_factory=dict)  # refresh token -> its grant
-    devices: dict[str, _Device] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
     codes: dict[str, _Code] = field(default_factory=dict)
     #: token requests answered as a form (sent without Accept: application/json)
     form_answers: int = 0
@@ -276,16 +271,14 @@ class GitHub:
         if not app.device_flow:
             raise self._error(request, "device_flow_disabled", "Device Flow must be enabled.")
         code = secrets.token_hex(20)
-        letters = "".join(secrets.choice(_USER_CODE) for _ in range(8))
-        user_code = f"{letters[:4]}-{letters[4:]}"
-        self.devices[code] = _Device(
+        user_code = new_user_code()
+        self.devices[code] = Device(
             app.client_id,
             params.get("scope", ""),
             user_code,
             time.time() + DEVICE_CODE_LIFETIME,
             self.device_interval,
         )
-        self.shared.issued.add(code)
         return self._answer(
             request,
             {
@@ -297,7 +290,7 @@ class GitHub:
             },
         )
 
-    def device_by_user_code(self, user_code: str) -> _Device | None:
+    def device_by_user_code(self, user_code: str) -> Device | None:
         wanted = user_code.strip().upper()
         now = time.time()
         return next(
@@ -334,27 +327,16 @@ class GitHub:
         device = self.devices.get(params.get("device_code", ""))
         if device is None or device.client_id != app.client_id:
             raise self._error(request, "incorrect_device_code", "The device_code is not valid.")
-        now = time.time()
-        if device.expires_at <= now:
-            raise self._error(request, "expired_token", "This 'device_code' has expired.")
-        if device.denied:
-            raise self._error(request, "access_denied", "The authorization request was denied.")
-        if device.approved_by is None:
-            too_soon = now - device.polled_at < device.interval - 0.1  # a clock's grain
-            device.polled_at = now
-            if too_soon:
-                device.interval += 5
-                raise self._error(
-                    request,
-                    "slow_down",
-                    "Too many requests have been made in the same timeframe.",
-                    interval=device.interval,
-                )
-            raise self._error(
-                request, "authorization_pending", "The authorization request is still pending."
-            )
+        error = device.poll(time.time())
+        if error == "slow_down":
+            raise self._error(request, error, _DEVICE_ERRORS[error], interval=device.interval)
+        if error is not None:
+            raise self._error(request, error, _DEVICE_ERRORS[error])
+        assert device.approved_by is not None  # poll() answers None once approved
         del self.devices[params["device_code"]]
-        return self._answer(request, self.issue(app.client_id, device.approved_by, device.scope))
+        return self._answer(
+            request, self.issue(app.client_id, device.approved_by, device.scope or "")
+        )
 
     # ------------------------------------------------------------------ the browser login
     def authorize(self, request: Request) -> Response:
@@ -412,12 +394,10 @@ class GitHub:
                 "redirect_uri_mismatch",
                 "The redirect_uri MUST match the registered callback URL for this application.",
             )
-        if code.challenge is not None:
-            verifier = params.get("code_verifier", "")
-            if not hmac.compare_digest(
-                b64url(hashlib.sha256(verifier.encode()).digest()), code.challenge
-            ):
-                raise bad
+        if code.challenge is not None and not pkce_matches(
+            params.get("code_verifier", ""), code.challenge
+        ):
+            raise bad
         return self._answer(request, self.issue(app.client_id, code.login, code.scope))
 
     # ------------------------------------------------------------------ refreshing

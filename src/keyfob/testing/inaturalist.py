@@ -22,7 +22,6 @@ the JWT trade, and two endpoints of the v1 API.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -42,10 +41,10 @@ from keyfob.testing.wire import (
     Routes,
     Shared,
     SlidingWindow,
-    b64url,
     jwt_decode,
     jwt_encode,
     oauth_error,
+    pkce_matches,
 )
 
 DEMO_INAT_APP_ID = "demo-app-id"
@@ -456,11 +455,7 @@ class INaturalist:
             verifier = params.get("code_verifier")
             if verifier is None or not _PKCE.fullmatch(verifier):
                 raise oauth_error(400, "invalid_grant", _INVALID_GRANT)
-            if grant.method == "S256":
-                derived = b64url(hashlib.sha256(verifier.encode("ascii")).digest())
-            else:
-                derived = verifier
-            if not hmac.compare_digest(derived.encode(), grant.challenge.encode()):
+            if not pkce_matches(verifier, grant.challenge, grant.method or "plain"):
                 raise oauth_error(400, "invalid_grant", _INVALID_GRANT)
         self._admit(grant.username)
         response = self._issue(grant.username, app_id, grant.scope)

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote
 
 from keyfob.testing.wire import (
     NO_STORE,
+    Device,
     FixedWindows,
     Handler,
     Rate,
@@ -36,6 +37,7 @@ from keyfob.testing.wire import (
     Response,
     Routes,
     Shared,
+    new_user_code,
     oauth_error,
 )
 
@@ -48,8 +50,13 @@ DEMO_PASSWORD = "demo-user-password-0123456789"
 DEFAULT_RATE: Rate = (10_000, 60.0)
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-#: RFC 8628 §6.1: consonants only, no look-alikes, typed as XXXX-XXXX
-_USER_CODE_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
+#: the answers to a device code poll (RFC 8628 §3.5)
+_DEVICE_ERRORS = {
+    "expired_token": "The device code has expired.",
+    "access_denied": "The person denied the request.",
+    "slow_down": "Poll less often.",
+    "authorization_pending": "The person has not approved yet.",
+}
 
 
 @dataclass
@@ -67,20 +74,6 @@ class _Refresh:
     username: str
     scope: str | None
     grant_id: int
-
-
-@dataclass
-class _Device:
-    """A device authorization (RFC 8628 §3.2) waiting for the person at the page."""
-
-    client_id: str
-    scope: str | None
-    user_code: str
-    expires_at: float
-    interval: int
-    polled_at: float = 0.0
-    approved_by: str | None = None
-    denied: bool = False
 
 
 class OAuth2Server:
@@ -102,7 +95,7 @@ class OAuth2Server:
         self.rotate = rotate
         self.device_interval = device_interval
         self.device_code_lifetime = device_code_lifetime
-        self.devices: dict[str, _Device] = {}  # device code -> its authorization
+        self.devices: dict[str, Device] = {}  # device code -> its authorization
         self.clients: dict[str, str] = {}
         self.users: dict[str, str] = {}
         self.access: dict[str, _Access] = {}
@@ -305,16 +298,14 @@ class OAuth2Server:
         if scope is not None and not all(_SCOPE_TOKEN.fullmatch(s) for s in scope.split(" ")):
             raise oauth_error(400, "invalid_scope", "The scope is malformed.")
         device_code = secrets.token_urlsafe(32)
-        letters = "".join(secrets.choice(_USER_CODE_LETTERS) for _ in range(8))
-        user_code = f"{letters[:4]}-{letters[4:]}"
-        self.devices[device_code] = _Device(
+        user_code = new_user_code()
+        self.devices[device_code] = Device(
             client_id,
             scope,
             user_code,
             time.time() + self.device_code_lifetime,
             self.device_interval,
         )
-        self.shared.issued.add(device_code)
         page = f"{self.shared.url()}/std/device/verify"
         payload = {
             "device_code": device_code,
@@ -334,20 +325,12 @@ class OAuth2Server:
         device = self.devices.get(code)
         if device is None or device.client_id != client_id:
             raise oauth_error(400, "invalid_grant", "The device code is invalid.")
-        now = time.time()
-        if device.expires_at <= now:
+        error = device.poll(time.time())
+        if error in ("expired_token", "access_denied"):
             del self.devices[code]
-            raise oauth_error(400, "expired_token", "The device code has expired.")
-        if device.denied:
-            del self.devices[code]
-            raise oauth_error(400, "access_denied", "The person denied the request.")
-        if device.approved_by is None:
-            too_soon = now - device.polled_at < device.interval - 0.1  # a clock's grain
-            device.polled_at = now
-            if too_soon:
-                device.interval += 5
-                raise oauth_error(400, "slow_down", "Poll less often.")
-            raise oauth_error(400, "authorization_pending", "The person has not approved yet.")
+        if error is not None:
+            raise oauth_error(400, error, _DEVICE_ERRORS[error])
+        assert device.approved_by is not None  # poll() answers None once approved
         del self.devices[code]
         self.grants += 1
         payload = self._issue(client_id, device.approved_by, device.scope, self.grants)
@@ -356,7 +339,7 @@ class OAuth2Server:
         )
         return payload
 
-    def _by_user_code(self, user_code: str) -> _Device | None:
+    def _by_user_code(self, user_code: str) -> Device | None:
         wanted = user_code.strip().upper().replace(" ", "")
         if "-" not in wanted and len(wanted) == 8:
             wanted = f"{wanted[:4]}-{wanted[4:]}"

@@ -38,7 +38,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
 from keyfob.testing import github, inaturalist, oauth1, oauth2, twitter, twitter_user
@@ -255,6 +255,36 @@ def worst_window(times: list[float], seconds: float) -> int:
     return worst
 
 
+_T = TypeVar("_T")
+
+
+class _Setting(Generic[_T]):
+    """An attribute of :class:`LocalProvider` kept by the API(s) it concerns: read from
+    the first, set on each, under the provider's lock."""
+
+    def __init__(self, name: str, *apis: str, doc: str | None = None) -> None:
+        self.name = name
+        self.apis = apis
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, provider: None, owner: type[Any]) -> _Setting[_T]: ...
+
+    @overload
+    def __get__(self, provider: LocalProvider, owner: type[Any]) -> _T: ...
+
+    def __get__(self, provider: LocalProvider | None, owner: type[Any]) -> _T | _Setting[_T]:
+        if provider is None:
+            return self
+        value: _T = getattr(getattr(provider, self.apis[0]), self.name)
+        return value
+
+    def __set__(self, provider: LocalProvider, value: _T) -> None:
+        with provider._lock:
+            for api in self.apis:
+                setattr(getattr(provider, api), self.name, value)
+
+
 class LocalProvider:
     """An in-process fake of iNaturalist, TreeSnap, Twitter/X and a plain OAuth2 server.
 
@@ -362,64 +392,69 @@ class LocalProvider:
 
     # ------------------------------------------------------------------ settings
     # Public attributes of old, each now kept by the API it concerns.
-    @property
-    def access_token_lifetime(self) -> int:
-        return self._oauth2.access_token_lifetime
-
-    @access_token_lifetime.setter
-    def access_token_lifetime(self, value: int) -> None:
-        self._oauth2.access_token_lifetime = value
-
-    @property
-    def rotate_refresh_tokens(self) -> bool:
-        return self._oauth2.rotate
-
-    @rotate_refresh_tokens.setter
-    def rotate_refresh_tokens(self, value: bool) -> None:
-        self._oauth2.rotate = value
-
-    @property
-    def jwt_lifetime(self) -> int:
-        return self._inat.jwt_lifetime
-
-    @jwt_lifetime.setter
-    def jwt_lifetime(self, value: int) -> None:
-        self._inat.jwt_lifetime = value
-
-    @property
-    def treesnap_lifetime(self) -> int:
-        return self._treesnap.lifetime
-
-    @treesnap_lifetime.setter
-    def treesnap_lifetime(self, value: int) -> None:
-        self._treesnap.lifetime = value
-
-    @property
-    def inat_authorize_as(self) -> str | None:
-        """iNaturalist's authorize endpoint approves at once as this signed-in user (tests
-        need no browser); None: nobody is signed in, it answers a sign-in page."""
-        return self._inat.authorize_as
-
-    @inat_authorize_as.setter
-    def inat_authorize_as(self, value: str | None) -> None:
-        self._inat.authorize_as = value
-
-    @property
-    def inat_deny(self) -> bool:
-        """The person clicks "Deny": the authorize endpoint redirects with access_denied."""
-        return self._inat.deny
-
-    @inat_deny.setter
-    def inat_deny(self, value: bool) -> None:
-        self._inat.deny = value
-
-    @property
-    def inat_code_lifetime(self) -> int:
-        return self._inat.code_lifetime
-
-    @inat_code_lifetime.setter
-    def inat_code_lifetime(self, value: int) -> None:
-        self._inat.code_lifetime = value
+    access_token_lifetime = _Setting[int]("access_token_lifetime", "_oauth2")
+    rotate_refresh_tokens = _Setting[bool]("rotate", "_oauth2")
+    jwt_lifetime = _Setting[int]("jwt_lifetime", "_inat")
+    treesnap_lifetime = _Setting[int]("lifetime", "_treesnap")
+    inat_authorize_as = _Setting[str | None](
+        "authorize_as",
+        "_inat",
+        doc="iNaturalist's authorize endpoint approves at once as this signed-in user (tests "
+        "need no browser); None: nobody is signed in, it answers a sign-in page.",
+    )
+    inat_deny = _Setting[bool](
+        "deny",
+        "_inat",
+        doc='The person clicks "Deny": the authorize endpoint redirects with access_denied.',
+    )
+    inat_code_lifetime = _Setting[int]("code_lifetime", "_inat")
+    twitter_authorize_as = _Setting[str | None](
+        "authorize_as",
+        "_x_user",
+        doc="The X user id ``/i/oauth2/authorize`` approves as at once; None: a sign-in page.",
+    )
+    twitter_deny = _Setting[bool](
+        "deny",
+        "_x_user",
+        doc='The person clicks "Cancel" on X: the authorize endpoint answers access_denied.',
+    )
+    twitter_token_lifetime = _Setting[int](
+        "lifetime", "_x_user", doc="Seconds an X user-context access token lives (X: 7200)."
+    )
+    # Both OAuth 1.0a servers, X's and the plain one, share these.
+    oauth1_authorize_as = _Setting[str | None](
+        "authorize_as",
+        "_x_oauth1",
+        "_oauth1",
+        doc="Both OAuth 1.0a authorize pages approve at once as this signed-in user (a screen "
+        "name); None: nobody is signed in, they answer a sign-in page.",
+    )
+    oauth1_deny = _Setting[bool](
+        "deny",
+        "_x_oauth1",
+        "_oauth1",
+        doc='The person clicks "Cancel": the callback gets ``denied=<request token>`` (X\'s '
+        "answer), an ``oob`` login a page without a PIN.",
+    )
+    oauth1_forge_callback = _Setting[bool](
+        "forge_callback",
+        "_x_oauth1",
+        "_oauth1",
+        doc="The authorize page redirects to the callback with another ``oauth_token`` than "
+        "the request token's (a forged callback: the client must refuse it).",
+    )
+    oauth1_timestamp_lifetime = _Setting[int](
+        "timestamp_lifetime",
+        "_x_oauth1",
+        "_oauth1",
+        doc="How far (seconds) an ``oauth_timestamp`` may be from the server's clock.",
+    )
+    oauth1_request_token_lifetime = _Setting[int](
+        "request_token_lifetime",
+        "_x_oauth1",
+        "_oauth1",
+        doc="Seconds a request token may wait for its approval and its access token.",
+    )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalProvider:
@@ -566,33 +601,6 @@ class LocalProvider:
         with self._lock:
             self._x_user.add_user(user_id, name, username)
 
-    @property
-    def twitter_authorize_as(self) -> str | None:
-        """The X user id ``/i/oauth2/authorize`` approves as at once; None: a sign-in page."""
-        return self._x_user.authorize_as
-
-    @twitter_authorize_as.setter
-    def twitter_authorize_as(self, value: str | None) -> None:
-        self._x_user.authorize_as = value
-
-    @property
-    def twitter_deny(self) -> bool:
-        """The person clicks "Cancel" on X: the authorize endpoint answers access_denied."""
-        return self._x_user.deny
-
-    @twitter_deny.setter
-    def twitter_deny(self, value: bool) -> None:
-        self._x_user.deny = value
-
-    @property
-    def twitter_token_lifetime(self) -> int:
-        """Seconds an X user-context access token lives (X: 7200)."""
-        return self._x_user.lifetime
-
-    @twitter_token_lifetime.setter
-    def twitter_token_lifetime(self, value: int) -> None:
-        self._x_user.lifetime = value
-
     def twitter_refresh_token(
         self,
         user_id: str = DEMO_X_USER[0],
@@ -647,59 +655,6 @@ class LocalProvider:
         """A user who can sign in at the authorize page (see :attr:`oauth1_authorize_as`)."""
         with self._lock:
             (self._x_oauth1 if x else self._oauth1).add_user(screen_name, user_id)
-
-    @property
-    def oauth1_authorize_as(self) -> str | None:
-        """Both OAuth 1.0a authorize pages approve at once as this signed-in user (a screen
-        name); None: nobody is signed in, they answer a sign-in page."""
-        return self._x_oauth1.authorize_as
-
-    @oauth1_authorize_as.setter
-    def oauth1_authorize_as(self, value: str | None) -> None:
-        with self._lock:
-            self._x_oauth1.authorize_as = self._oauth1.authorize_as = value
-
-    @property
-    def oauth1_deny(self) -> bool:
-        """The person clicks "Cancel": the callback gets ``denied=<request token>`` (X's
-        answer), an ``oob`` login a page without a PIN."""
-        return self._x_oauth1.deny
-
-    @oauth1_deny.setter
-    def oauth1_deny(self, value: bool) -> None:
-        with self._lock:
-            self._x_oauth1.deny = self._oauth1.deny = value
-
-    @property
-    def oauth1_forge_callback(self) -> bool:
-        """The authorize page redirects to the callback with another ``oauth_token`` than
-        the request token's (a forged callback: the client must refuse it)."""
-        return self._x_oauth1.forge_callback
-
-    @oauth1_forge_callback.setter
-    def oauth1_forge_callback(self, value: bool) -> None:
-        with self._lock:
-            self._x_oauth1.forge_callback = self._oauth1.forge_callback = value
-
-    @property
-    def oauth1_timestamp_lifetime(self) -> int:
-        """How far (seconds) an ``oauth_timestamp`` may be from the server's clock."""
-        return self._x_oauth1.timestamp_lifetime
-
-    @oauth1_timestamp_lifetime.setter
-    def oauth1_timestamp_lifetime(self, value: int) -> None:
-        with self._lock:
-            self._x_oauth1.timestamp_lifetime = self._oauth1.timestamp_lifetime = value
-
-    @property
-    def oauth1_request_token_lifetime(self) -> int:
-        """Seconds a request token may wait for its approval and its access token."""
-        return self._x_oauth1.request_token_lifetime
-
-    @oauth1_request_token_lifetime.setter
-    def oauth1_request_token_lifetime(self, value: int) -> None:
-        with self._lock:
-            self._x_oauth1.request_token_lifetime = self._oauth1.request_token_lifetime = value
 
     def oauth1_verifier(self, request_token: str) -> str | None:
         """The verifier (X's PIN for ``oob``) given for this request token once approved."""
@@ -852,8 +807,7 @@ class LocalProvider:
         return {
             **self._inat.environ(),
             **self._twitter.environ(),
-            "TWITTER_CLIENT_ID": DEMO_TWITTER_CLIENT_ID,
-            "TWITTER_CLIENT_SECRET": DEMO_TWITTER_CLIENT_SECRET,
+            **self._x_user.environ(),
             **self._oauth2.environ(),
             **self.github.environ(),
         }

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -41,6 +40,7 @@ from keyfob.testing.wire import (
     Shared,
     b64url,
     oauth_error,
+    pkce_matches,
 )
 
 DEMO_TWITTER_CLIENT_ID = "demo-x-client-id"
@@ -144,6 +144,13 @@ class TwitterUser:
             f'api_url = "{url}/2"\n'
             + (f'redirect_uri = "{redirect_uri}"\n' if redirect_uri else "")
         )
+
+    @staticmethod
+    def environ() -> dict[str, str]:
+        return {
+            "TWITTER_CLIENT_ID": DEMO_TWITTER_CLIENT_ID,
+            "TWITTER_CLIENT_SECRET": DEMO_TWITTER_CLIENT_SECRET,
+        }
 
     # ------------------------------------------------------------------ accounts and tokens
     def add_client(self, client_id: str, secret: str | None, redirect_uri: str) -> None:
@@ -274,11 +281,7 @@ class TwitterUser:
         if params.get("redirect_uri") != code.redirect_uri:
             raise oauth_error(400, "invalid_request", _DEAD_CODE)
         verifier = params.get("code_verifier", "")
-        if code.method == "S256":
-            derived = b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
-        else:
-            derived = verifier
-        if not _PKCE.fullmatch(verifier) or not hmac.compare_digest(derived, code.challenge):
+        if not _PKCE.fullmatch(verifier) or not pkce_matches(verifier, code.challenge, code.method):
             raise oauth_error(400, "invalid_request", _DEAD_CODE)
         return self.issue(code.grant)
 
@@ -299,7 +302,7 @@ class TwitterUser:
         token = params.get("token")
         if not token:
             raise oauth_error(400, "invalid_request", "Missing required parameter [token].")
-        grant = (self.refresh.get(token) or self.access.get(token, (None, 0))[0]) if token else None
+        grant = self.refresh.get(token) or self.access.get(token, (None, 0))[0]
         if grant is not None and grant.client_id == client_id:
             self.shared.revoke(token)
         return Response(200, {"revoked": True})

@@ -14,6 +14,7 @@ import hmac
 import json
 import math
 import re
+import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,13 @@ def jwt_decode(token: str, key: bytes, alg: str, now: float) -> dict[str, Any] |
     if not isinstance(exp, int) or isinstance(exp, bool) or exp <= now:
         return None
     return payload
+
+
+def pkce_matches(verifier: str, challenge: str, method: str = "S256") -> bool:
+    """RFC 7636 §4.6: the verifier, hashed (``S256``) or as it is (``plain``), is the
+    challenge the authorization request sent."""
+    derived = b64url(hashlib.sha256(verifier.encode()).digest()) if method == "S256" else verifier
+    return hmac.compare_digest(derived.encode(), challenge.encode())
 
 
 # --------------------------------------------------------------------------- answers
@@ -218,6 +226,47 @@ class Shared:
     issued: set[str]
     revoke: Callable[[str], None]
     url: Callable[[], str]
+
+
+# --------------------------------------------------------------------------- device logins
+#: RFC 8628 §6.1: consonants only, no look-alikes, typed as XXXX-XXXX (GitHub's too)
+_USER_CODE_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
+
+
+def new_user_code() -> str:
+    letters = "".join(secrets.choice(_USER_CODE_LETTERS) for _ in range(8))
+    return f"{letters[:4]}-{letters[4:]}"
+
+
+@dataclass
+class Device:
+    """A device authorization (RFC 8628 §3.2) waiting for the person at the page."""
+
+    client_id: str
+    scope: str | None
+    user_code: str
+    expires_at: float
+    interval: int
+    polled_at: float = 0.0
+    approved_by: str | None = None
+    denied: bool = False
+
+    def poll(self, now: float) -> str | None:
+        """The RFC 8628 §3.5 error a poll at ``now`` is answered with; None once approved.
+        A poll sooner than the interval after the last is ``slow_down``, and the interval
+        grows by 5 seconds."""
+        if self.expires_at <= now:
+            return "expired_token"
+        if self.denied:
+            return "access_denied"
+        if self.approved_by is not None:
+            return None
+        too_soon = now - self.polled_at < self.interval - 0.1  # a clock's grain
+        self.polled_at = now
+        if too_soon:
+            self.interval += 5
+            return "slow_down"
+        return "authorization_pending"
 
 
 # --------------------------------------------------------------------------- rate limits
