@@ -95,6 +95,18 @@ def no_secret_leaks(
                 pytest.fail(f"a secret leaked into {label}: {text[:200]!r}")
 
 
+def one_line_error(stderr: str, *, hint: bool = False) -> str:
+    """The single error line of a failed command (``hint``: ending in its hint in
+    parentheses); fails on a traceback or chatter."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("keyfob: error: ")
+    if hint:
+        assert lines[0].endswith(")"), f"no hint: {lines[0]}"
+    return lines[0]
+
+
 @pytest.fixture(autouse=True)
 def no_machine_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     """The machine's proxy and CA variables stay out of every test (and the ``keyfob``

@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keyfob
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, one_line_error
 from keyfob import grants
 from keyfob.body import BodyReader, total_deadline
 from keyfob.config import HttpSettings
@@ -93,14 +93,6 @@ def send_json(handler: BaseHTTPRequestHandler, payload: Any, status: int = 200) 
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
-
-
-def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("keyfob: error: ")
-    return lines[0]
 
 
 def answer(payload: Any, status: int = 200) -> HttpResponse:
