@@ -559,19 +559,17 @@ def drip_headers(handler: BaseHTTPRequestHandler) -> None:
 
 
 def test_a_dripping_answer_ends_at_the_total_deadline(driver: Driver) -> None:
-    started = time.monotonic()
+    # whole, the answer takes 20 s and no read waits past the read timeout: only
+    # the total deadline ends it
     with Hostile(drip) as server, pytest.raises(TransportError) as info:
         send(driver, server.url, connect_timeout=0.2, timeout=0.4)  # deadline: 1 s
-    assert time.monotonic() - started < 4
     assert "did not finish answering within 1 s" in info.value.one_line()
     assert info.value.exit_code == 4
 
 
 def test_dripping_headers_end_at_the_total_deadline(driver: Driver) -> None:
-    started = time.monotonic()
     with Hostile(drip_headers) as server, pytest.raises(TransportError) as info:
         send(driver, server.url, connect_timeout=0.2, timeout=0.4)
-    assert time.monotonic() - started < 4
     assert "within 1 s" in info.value.one_line()
 
 
