@@ -153,12 +153,18 @@ def local(no_secret_leaks: Leaks) -> Iterator[LocalProvider]:
 @pytest.fixture
 def configured(home: Path, local: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> LocalProvider:
     """config.toml points every built-in provider at ``local``; demo secrets in the env."""
+    point_at(home, local, monkeypatch)
+    return local
+
+
+def point_at(home: Path, provider: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``home``'s config.toml points every built-in provider at ``provider``, whose demo
+    secrets go into the environment."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(local.config_toml())
-    for name, value in local.environ().items():
+    (home / "config.toml").write_text(provider.config_toml())
+    for name, value in provider.environ().items():
         monkeypatch.setenv(name, value)
     wiring.reset()
-    return local
 
 
 CliRun = Callable[..., "subprocess.CompletedProcess[str]"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEYFOB, Leaks
+from conftest import KEYFOB, Leaks, point_at
 from keyfob.testing import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -248,10 +248,7 @@ def quick_device(
     """The local provider, polled every second in the device flow."""
     with LocalProvider(device_interval=1) as provider:
         no_secret_leaks.providers.append(provider)
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(provider.config_toml())
-        for name, value in provider.environ().items():
-            monkeypatch.setenv(name, value)
+        point_at(home, provider, monkeypatch)
         yield provider
     assert not provider.errors, provider.errors
 
