@@ -287,7 +287,12 @@ JWT_ANSWER = {"api_token": "made-up-jwt-without-dots"}
 @pytest.fixture
 def mocked(home: Path, requests_mock: Any, no_secret_leaks: Any) -> Any:
     """pyinaturalist's own endpoints, answered by requests-mock; no INAT_* variables."""
-    no_secret_leaks.plant(MADE_UP["password"], MADE_UP["app_secret"])
+    no_secret_leaks.plant(
+        MADE_UP["password"],
+        MADE_UP["app_secret"],
+        OAUTH_ANSWER["access_token"],
+        JWT_ANSWER["api_token"],
+    )
     requests_mock.post(f"{INAT}/oauth/token", json=OAUTH_ANSWER)
     requests_mock.get(f"{INAT}/users/api_token", json=JWT_ANSWER)
     return requests_mock
