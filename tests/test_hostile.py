@@ -13,6 +13,7 @@ import base64
 import contextlib
 import gzip
 import json
+import logging
 import threading
 import time
 import tracemalloc
@@ -198,12 +199,18 @@ def test_a_parsed_token_never_holds_what_could_break_a_header(
     assert token.authorization.count(" ") == 1
 
 
-def test_network_failure_never_quotes_the_exception_text(no_secret_leaks: Leaks) -> None:
-    # h11 refuses the header and quotes it: "Illegal header value b'Bearer ...'"
+def test_network_failure_never_quotes_the_exception_text(
+    local: LocalProvider, no_secret_leaks: Leaks, caplog: pytest.LogCaptureFixture
+) -> None:
+    # h11 refuses the header and quotes it: "Illegal header value b'Bearer ...'"; a server
+    # listens, so the request gets as far as h11 (a closed port would refuse it before).
+    # httpcore's DEBUG trace quotes h11's error too: no token keyfob makes holds a line
+    # break, so only this made-up header gets there; that trace is not what is tested here.
+    caplog.set_level(logging.INFO, logger="httpcore")
     no_secret_leaks.plant("secret-in-a-header")
     request = HttpRequest(
         "GET",
-        "http://127.0.0.1:9/token",
+        f"{local.url}/std/token",
         headers={"Authorization": "Bearer secret-in-a-header\n"},
     )
     transport = Transport(HttpSettings(retries=0, connect_timeout=2, timeout=2))
@@ -213,7 +220,8 @@ def test_network_failure_never_quotes_the_exception_text(no_secret_leaks: Leaks)
     finally:
         transport.close()
     no_secret_leaks.add("the error", str(info.value))
-    assert "secret-in-a-header" not in str(info.value)
+    assert "could not be sent" in str(info.value)
+    assert "secret-in-a-header" in repr(info.value.__context__)  # what was kept out
 
 
 def test_refresh_token_from_the_environment_with_a_line_break_exits_3(
