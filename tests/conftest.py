@@ -229,6 +229,7 @@ def stopped_holder(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         deadline = time.monotonic() + 10
         while _state(holder.pid) != "T" and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert _state(holder.pid) == "T", "the holder did not stop"
         yield folder, holder.pid
     finally:
         holder.kill()  # by PID; SIGKILL ends a stopped process too
