@@ -95,6 +95,18 @@ def no_secret_leaks(
                 pytest.fail(f"a secret leaked into {label}: {text[:200]!r}")
 
 
+def one_line_error(stderr: str, *, hint: bool = False) -> str:
+    """The single error line of a failed command (``hint``: ending in its hint in
+    parentheses); fails on a traceback or chatter."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("keyfob: error: ")
+    if hint:
+        assert lines[0].endswith(")"), f"no hint: {lines[0]}"
+    return lines[0]
+
+
 @pytest.fixture(autouse=True)
 def no_machine_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     """The machine's proxy and CA variables stay out of every test (and the ``keyfob``
@@ -141,12 +153,18 @@ def local(no_secret_leaks: Leaks) -> Iterator[LocalProvider]:
 @pytest.fixture
 def configured(home: Path, local: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> LocalProvider:
     """config.toml points every built-in provider at ``local``; demo secrets in the env."""
+    point_at(home, local, monkeypatch)
+    return local
+
+
+def point_at(home: Path, provider: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``home``'s config.toml points every built-in provider at ``provider``, whose demo
+    secrets go into the environment."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(local.config_toml())
-    for name, value in local.environ().items():
+    (home / "config.toml").write_text(provider.config_toml())
+    for name, value in provider.environ().items():
         monkeypatch.setenv(name, value)
     wiring.reset()
-    return local
 
 
 CliRun = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -211,6 +229,7 @@ def stopped_holder(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         deadline = time.monotonic() + 10
         while _state(holder.pid) != "T" and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert _state(holder.pid) == "T", "the holder did not stop"
         yield folder, holder.pid
     finally:
         holder.kill()  # by PID; SIGKILL ends a stopped process too

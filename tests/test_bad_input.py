@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import keyfob
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, one_line_error
 from keyfob import _paths
 from keyfob.cache.sqlite import read_entry
 from keyfob.errors import ProviderError
@@ -28,17 +28,6 @@ from keyfob.testing import DEMO_PASSWORD, DEMO_USERNAME, LocalProvider
 LOCAL_VARS = ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD")
 WRONG_PASSWORD = "wrong-password-9876543210"
 WRONG_SECRET = "wrong-app-secret-9876543210"
-
-
-def one_line_error(stderr: str) -> str:
-    """The single error line of a failed command, with its hint in parentheses."""
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    line = lines[0]
-    assert line.startswith("keyfob: error: ")
-    assert line.endswith(")"), f"no hint: {line}"
-    return line
 
 
 def me(local: LocalProvider, token: str) -> str:
@@ -63,7 +52,7 @@ def test_wrong_password_exits_3(
     no_secret_leaks.plant(WRONG_PASSWORD)
     done = cli("token", "local", env={"LOCAL_PASSWORD": WRONG_PASSWORD})
     assert done.returncode == 3
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "invalid_grant" in line
     assert "keyfob login local" in line
 
@@ -76,7 +65,7 @@ def test_failed_login_keeps_stored_secrets_and_cached_token(
     good = cli("token", "local", unset=LOCAL_VARS).stdout
     done = cli("login", "local", env={"LOCAL_PASSWORD": WRONG_PASSWORD})
     assert done.returncode == 3
-    one_line_error(done.stderr)
+    one_line_error(done.stderr, hint=True)
     assert keyfob.get_credentials("local")["password"] == DEMO_PASSWORD
     assert cli("token", "local", unset=LOCAL_VARS).stdout == good
 
@@ -87,7 +76,7 @@ def test_wrong_inaturalist_app_secret_exits_3(
     no_secret_leaks.plant(WRONG_SECRET)
     done = cli("token", "inaturalist", env={"INAT_APP_SECRET": WRONG_SECRET})
     assert done.returncode == 3
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "invalid_client" in line
     assert configured.count("/users/api_token") == 0
 
@@ -127,7 +116,7 @@ def test_refresh_of_revoked_personal_token_exits_3(configured: LocalProvider, cl
     configured.revoke(personal)
     done = cli("refresh", "treesnap", env=env)
     assert done.returncode == 3
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "1000" in line
     assert "keyfob login treesnap --flow paste" in line
 
@@ -139,7 +128,7 @@ def test_treesnap_error_1000_exits_3(configured: LocalProvider, cli: CliRun) -> 
     expired = configured.issue_treesnap_token(lifetime=-10)
     done = cli("token", "treesnap", env={"TREESNAP_TOKEN": expired})
     assert done.returncode == 3
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "error 1000" in line
     assert "TREESNAP_TOKEN" in line
     assert configured.count("/web-services/v1/refresh-tokens") == 1
@@ -192,7 +181,7 @@ def test_malformed_answer_exits_4_and_keeps_cached_token(
     configured.garbage("/std/token", kind)
     done = cli("refresh", "local")
     assert done.returncode == 4
-    assert "/std/token" in one_line_error(done.stderr)
+    assert "/std/token" in one_line_error(done.stderr, hint=True)
     assert cli("token", "local").stdout == good
 
 
@@ -200,7 +189,7 @@ def test_html_answer_is_named_html(configured: LocalProvider, cli: CliRun) -> No
     configured.garbage("/std/token", "html")
     done = cli("token", "local")
     assert done.returncode == 4
-    assert "with HTML, not JSON" in one_line_error(done.stderr)
+    assert "with HTML, not JSON" in one_line_error(done.stderr, hint=True)
 
 
 def test_expires_in_as_string_is_accepted(configured: LocalProvider, cli: CliRun) -> None:
@@ -220,7 +209,7 @@ def test_hanging_server_times_out_with_exit_4(configured: LocalProvider, cli: Cl
     # the subprocess timeout is a guard: keyfob must give up long before the server answers
     done = cli("token", "local", env={"KEYFOB_TIMEOUT": "0.5"}, timeout=15)
     assert done.returncode == 4
-    assert "did not answer in time" in one_line_error(done.stderr)
+    assert "did not answer in time" in one_line_error(done.stderr, hint=True)
     assert configured.count("/std/token") == 1  # a timed-out request is not retried
 
 
@@ -240,7 +229,7 @@ def test_retry_after_beyond_max_wait_exits_4(
     configured.fail("/std/token", 503, retry_after="120")
     done = cli("token", "local")
     assert done.returncode == 4
-    assert "max_wait" in one_line_error(done.stderr)
+    assert "max_wait" in one_line_error(done.stderr, hint=True)
     assert configured.count("/std/token") == 1
 
 
@@ -297,7 +286,7 @@ def test_unknown_provider_error_lists_known_providers(
 ) -> None:
     done = cli("token", "inaturalst")
     assert done.returncode == 2
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "'inaturalst'" in line
     assert "inaturalist" in line.replace("'inaturalst'", "")
     assert "local" in line
@@ -309,7 +298,7 @@ def test_toml_syntax_error_exits_2_naming_the_file(
     append_config(home, "[providers.broken\ntoken_url = 1\n")
     done = cli("token", "local")
     assert done.returncode == 2
-    assert str(home / "config.toml") in one_line_error(done.stderr)
+    assert str(home / "config.toml") in one_line_error(done.stderr, hint=True)
     assert configured.count("/std/token") == 0
 
 
@@ -324,7 +313,7 @@ def test_plain_http_to_public_host_is_refused(home: Path, cli: CliRun) -> None:
     )
     # exit 2 (configuration), not 4: no request was tried, so no network failure either
     assert done.returncode == 2
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "http://" in line and "auth.example.com" in line
 
 

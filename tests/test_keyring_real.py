@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEYFOB_VARS, Leaks
+from conftest import KEYFOB_VARS, Leaks, one_line_error
 from keyfob.testing import (
     DEMO_CLIENT_SECRET,
     DEMO_INAT_APP_ID,
@@ -136,14 +136,6 @@ def lookup(service: str, name: str) -> Step:
 
 def python(code: str, **kw: object) -> Step:
     return Step([PY, "-c", code], **kw)  # type: ignore[arg-type]
-
-
-def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("keyfob: error: ")
-    return lines[0]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 import keyfob
-from conftest import CliRun
+from conftest import CliRun, one_line_error
 from keyfob.errors import ConfigError
 from keyfob.testing import (
     DEMO_CLIENT_ID,
@@ -20,7 +20,7 @@ from keyfob.testing import (
     DEMO_INAT_USERNAME,
     LocalProvider,
 )
-from test_cli import INAT_VARS, LOCAL_VARS, inat_jwt, me, one_line_error
+from test_cli import INAT_VARS, LOCAL_VARS, inat_jwt, me
 
 # -- --flow, checked against what the provider can do ---------------------------------------
 

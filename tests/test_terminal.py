@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEYFOB, Leaks
+from conftest import KEYFOB, Leaks, point_at
 from keyfob.testing import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -52,34 +52,29 @@ class Pty:
         )
         os.close(slave)
         self.seen = ""
+        self._mark = 0  # where read_next looks from
 
     def read_until(self, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.master], [], [], left)[0]:
-                raise AssertionError(f"no {text!r} on the terminal; it shows {self.seen!r}")
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:  # the child closed the terminal
-                raise AssertionError(f"ended before {text!r}; it showed {self.seen!r}") from None
-            self.seen += chunk.decode(errors="replace")
+        self._wait(text, 0, timeout)
         return self.seen
 
     def read_next(self, text: str, timeout: float = 20) -> None:
         """Wait for ``text`` after what the last ``read_next`` found (a prompt asked
         again is a new one)."""
-        mark = getattr(self, "_mark", 0)
+        self._mark = self._wait(text, self._mark, timeout) + len(text)
+
+    def _wait(self, text: str, start: int, timeout: float) -> int:
+        """Read until ``text`` shows at or after ``start``; where it shows."""
         deadline = time.monotonic() + timeout
-        while self.seen.find(text, mark) < 0:
+        while self.seen.find(text, start) < 0:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.master], [], [], left)[0]:
-                raise AssertionError(f"no new {text!r} on the terminal; it shows {self.seen!r}")
+                raise AssertionError(f"no {text!r} on the terminal; it shows {self.seen!r}")
             try:
                 self.seen += os.read(self.master, 4096).decode(errors="replace")
-            except OSError:
+            except OSError:  # the child closed the terminal
                 raise AssertionError(f"ended before {text!r}; it showed {self.seen!r}") from None
-        self._mark = self.seen.find(text, mark) + len(text)
+        return self.seen.find(text, start)
 
     def type(self, line: str) -> None:
         os.write(self.master, (line + "\n").encode())
@@ -253,10 +248,7 @@ def quick_device(
     """The local provider, polled every second in the device flow."""
     with LocalProvider(device_interval=1) as provider:
         no_secret_leaks.providers.append(provider)
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(provider.config_toml())
-        for name, value in provider.environ().items():
-            monkeypatch.setenv(name, value)
+        point_at(home, provider, monkeypatch)
         yield provider
     assert not provider.errors, provider.errors
 
@@ -269,40 +261,36 @@ def approve(provider: LocalProvider, seen: str) -> None:
         assert r.status == 200
 
 
-def device_prompt(term: Pty) -> list[str]:
-    """The lines the device prompt put on the screen, up to the spinner."""
+def device_login(provider: LocalProvider, leaks: Leaks, rows: int) -> tuple[list[str], str]:
+    """``keyfob login local --flow device`` on a terminal of ``rows`` by 80, approved:
+    the lines its prompt put on the screen up to the spinner, and all it showed."""
+    term = Pty(["login", "local", "--flow", "device"], dict(os.environ), rows=rows, columns=80)
     term.read_until("waiting for approval")
     shown = term.seen.split("⠋")[0].replace("\r\n", "\n")
-    return shown.rstrip("\n").split("\n")
+    approve(provider, term.seen)
+    code = term.finish()
+    leaks.add("the terminal", term.seen)
+    assert code == 0, term.seen
+    return shown.rstrip("\n").split("\n"), term.seen
 
 
 def test_device_prompt_fits_an_80x24_terminal_address_and_code_first(
     quick_device: LocalProvider, no_secret_leaks: Leaks
 ) -> None:
-    term = Pty(["login", "local", "--flow", "device"], dict(os.environ), rows=24, columns=80)
-    lines = device_prompt(term)
-    approve(quick_device, term.seen)
-    code = term.finish()
-    no_secret_leaks.add("the terminal", term.seen)
-    assert code == 0, term.seen
+    lines, seen = device_login(quick_device, no_secret_leaks, rows=24)
     assert len(lines) + 2 <= 24, lines  # with the command line above and the spinner below
     assert all(len(line) <= 80 for line in lines), lines
     assert lines[0].startswith("To log in, open this address")
     assert f"{quick_device.url}/std/device/verify" in lines[2]
     assert re.fullmatch(r"\s+[B-Z]{4}-[B-Z]{4}", lines[6]), lines
-    assert "█" not in term.seen  # no room for the QR code: it is left out
-    assert "logged in to local" in term.seen
+    assert "█" not in seen  # no room for the QR code: it is left out
+    assert "logged in to local" in seen
 
 
 def test_device_prompt_adds_the_qr_code_below_on_a_tall_terminal(
     quick_device: LocalProvider, no_secret_leaks: Leaks
 ) -> None:
-    term = Pty(["login", "local", "--flow", "device"], dict(os.environ), rows=50, columns=80)
-    lines = device_prompt(term)
-    approve(quick_device, term.seen)
-    code = term.finish()
-    no_secret_leaks.add("the terminal", term.seen)
-    assert code == 0, term.seen
+    lines, _ = device_login(quick_device, no_secret_leaks, rows=50)
     first_block = next(i for i, line in enumerate(lines) if "█" in line)
     code_line = next(i for i, line in enumerate(lines) if re.search(r"[B-Z]{4}-[B-Z]{4}$", line))
     assert code_line < first_block  # the address and the code come first
