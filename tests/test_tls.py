@@ -9,7 +9,6 @@ accepted; certificate checks switch off for a loopback host only.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -233,10 +232,8 @@ def test_the_pyinaturalist_drop_in_trusts_requests_ca_bundle(
     assert "certificate is not trusted" in str(exc.value)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(private_ca.pem))
     wiring.reset()
-    started = time.time()
     token = inaturalist.get_access_token(*args)
     assert tls_local.is_active(token)
-    assert time.time() - started < 10
 
 
 def test_status_says_which_ca_bundle_is_in_use(
