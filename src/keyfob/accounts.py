@@ -361,7 +361,13 @@ class Accounts:
         resolved = b.resolved(p)
         flow = p.kind.revoke(resolved, token, creds)
         if flow is None:
-            b.warn_once(f"{p.name} cannot revoke tokens at the server; forgetting them here only")
+            missing = [p.env_var(n) for n in p.kind.client if not creds.get(n)]
+            why = (
+                f"needs {' and '.join(missing)} to revoke tokens at the server"
+                if resolved.revoke_url and missing
+                else "cannot revoke tokens at the server"
+            )
+            b.warn_once(f"{p.name} {why}; forgetting them here only")
             return False
         # A refusal: the server no longer knows the token, as good as revoked.
         with contextlib.suppress(InvalidCredentials):
