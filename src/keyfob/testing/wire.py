@@ -124,9 +124,10 @@ def oauth_error(
 class Request:
     method: str
     path: str
-    query: str
-    headers: Message
-    body: bytes
+    # what a request carries (secrets, tokens) stays out of its repr
+    query: str = field(repr=False)
+    headers: Message = field(repr=False)
+    body: bytes = field(repr=False)
 
     def media_type(self) -> str:
         return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
