@@ -31,6 +31,7 @@ from keyfob.testing import (
     DEMO_GITHUB_OAUTH_CLIENT_SECRET,
     DEMO_INAT_APP_SECRET,
     DEMO_INAT_PASSWORD,
+    DEMO_OAUTH1_CONSUMER_SECRET,
     DEMO_PASSWORD,
     DEMO_TWITTER_API_SECRET,
     DEMO_TWITTER_CLIENT_SECRET,
@@ -48,6 +49,7 @@ PLANTED = (
     DEMO_PASSWORD,
     DEMO_GITHUB_APP_CLIENT_SECRET,
     DEMO_GITHUB_OAUTH_CLIENT_SECRET,
+    DEMO_OAUTH1_CONSUMER_SECRET,
 )
 #: commands whose stdout is the token itself
 ANSWERING = frozenset({"token", "header", "exec"})
