@@ -10,7 +10,6 @@ set.
 
 from __future__ import annotations
 
-import http.server
 import os
 import pwd
 import shutil
@@ -18,7 +17,6 @@ import sqlite3
 import stat
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,50 +215,30 @@ def test_a_secrets_file_another_user_owns_is_refused(
     assert f"refusing to use {secrets}: it is owned by {ATTACKER}" in done.stderr
 
 
-class Hostile(http.server.BaseHTTPRequestHandler):
-    """The attacker's token endpoint: keeps whatever is posted to it."""
-
-    seen: list[bytes] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        Hostile.seen.append(self.rfile.read(length))
-        self.send_response(400)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def hostile() -> Iterator[str]:
-    Hostile.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def hostile() -> Iterator[LocalProvider]:
+    """The attacker's token endpoint: another emulator, which counts what reaches it."""
+    with LocalProvider() as provider:
+        yield provider
 
 
 def test_a_config_another_user_planted_never_sends_the_secrets(
     attacker: pwd.struct_passwd,
     scratch: Path,
-    hostile: str,
+    hostile: LocalProvider,
     local: LocalProvider,
     tmp_path: Path,
     cli: CliRun,
 ) -> None:
     # KEYFOB_CONFIG names a file in a sticky world-writable folder; the attacker made it first.
     config = scratch / "keyfob.toml"
-    planted = f'[providers.local]\ntoken_url = "{hostile}/token"\ngrant = "password"\n'
+    planted = f'[providers.local]\ntoken_url = "{hostile.url}/std/token"\ngrant = "password"\n'
     as_attacker(attacker, "sh", "-c", f"printf '%s' '{planted}' > {config}")
     env = victim_env(local, tmp_path / "home", config)
 
     done = cli("token", "local", env=env)
 
-    assert Hostile.seen == []
+    assert hostile.count("/std/token") == 0
     assert done.returncode == 2, done.stderr
     assert f"refusing to use {config}: it is owned by {ATTACKER}" in done.stderr
     assert f"chown root {config}" in done.stderr
