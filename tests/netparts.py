@@ -25,7 +25,7 @@ import trustme
 
 from keyfob import grants
 from keyfob.config import HttpSettings
-from keyfob.flow import HttpRequest, HttpResponse
+from keyfob.flow import Flow, HttpRequest, HttpResponse, Person, ShowCode
 from keyfob.requests_transport import RequestsTransport
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
 from keyfob.token import Token
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- drivers
 class Driver:
-    """``Transport.run`` on httpx.Client."""
+    """``Transport.send``/``run`` on httpx.Client; each call closes the transport after."""
 
     name = "sync"
     transport: type[Transport] = Transport
@@ -59,30 +59,60 @@ class Driver:
         finally:
             transport.close()
 
+    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
+        try:
+            return transport.run(flow, person)
+        finally:
+            transport.close()
+
     def token(self, transport: Transport, url: str) -> Token:
         """A client-credentials token from ``url`` (the demo client, Basic auth)."""
         flow = grants.client_credentials(
             url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, now=time.time()
         )
-        try:
-            return transport.run(flow)
-        finally:
-            transport.close()
+        return self.run(transport, flow)  # type: ignore[no-any-return]
+
+
+class AsyncPerson:
+    """The same person for the async driver: each method a coroutine."""
+
+    def __init__(self, person: Person) -> None:
+        self.person = person
+
+    async def listen(self, port: int, path: str) -> str:
+        return self.person.listen(port, path)
+
+    async def open_browser(self, url: str) -> None:
+        self.person.open_browser(url)
+
+    async def await_callback(self, timeout: float) -> dict[str, str]:
+        return self.person.await_callback(timeout)
+
+    async def finish(self, ok: bool, message: str) -> None:
+        self.person.finish(ok, message)
+
+    async def show_code(self, code: ShowCode) -> None:
+        self.person.show_code(code)
+
+    async def sleep(self, seconds: float, until: float | None) -> None:
+        self.person.sleep(seconds, until)
+
+    async def aclose(self) -> None:
+        self.person.close()
 
 
 class AsyncDriver(Driver):
-    """``Transport.arun`` on httpx.AsyncClient, in its own event loop."""
+    """``Transport.asend``/``arun`` on httpx.AsyncClient, each in a new event loop closed
+    with its client."""
 
     name = "async"
 
     def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
-        return asyncio.run(self._closing(transport, transport.asend(request)))
+        return asyncio.run(self._closing(transport, transport.asend(request)))  # type: ignore[no-any-return]
 
-    def token(self, transport: Transport, url: str) -> Token:
-        flow = grants.client_credentials(
-            url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, now=time.time()
-        )
-        return asyncio.run(self._closing(transport, transport.arun(flow)))  # type: ignore[no-any-return]
+    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
+        awaited = AsyncPerson(person) if person is not None else None
+        return asyncio.run(self._closing(transport, transport.arun(flow, awaited)))
 
     @staticmethod
     async def _closing(transport: Transport, work: Awaitable[Any]) -> Any:

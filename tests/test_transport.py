@@ -10,11 +10,10 @@ keyfob chose.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import tomllib
 import urllib.parse
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,12 +25,13 @@ from hypothesis import strategies as st
 from keyfob import grants
 from keyfob.config import HttpSettings, Settings, check_url
 from keyfob.errors import ConfigError, InvalidCredentials, TransportError
-from keyfob.flow import Flow, HttpRequest, HttpResponse, ShowCode
+from keyfob.flow import Flow, HttpRequest, ShowCode
 from keyfob.provider import Provider, registry
 from keyfob.requests_transport import RequestsTransport
 from keyfob.secretstore import Credentials, resolve
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, LocalProvider
 from keyfob.transport import Transport, retry_after
+from netparts import DRIVERS, Driver
 
 PATH = "/std/.well-known/openid-configuration"  # answers GET 200 without credentials
 NOW = 1_700_000_000.0
@@ -86,73 +86,9 @@ class Person:
         self.calls.append(("close",))
 
 
-class AsyncPerson:
-    """The same person for the async driver: each method a coroutine."""
-
-    def __init__(self, person: Person) -> None:
-        self.person = person
-
-    async def listen(self, port: int, path: str) -> str:
-        return self.person.listen(port, path)
-
-    async def open_browser(self, url: str) -> None:
-        self.person.open_browser(url)
-
-    async def await_callback(self, timeout: float) -> dict[str, str]:
-        return self.person.await_callback(timeout)
-
-    async def finish(self, ok: bool, message: str) -> None:
-        self.person.finish(ok, message)
-
-    async def show_code(self, code: ShowCode) -> None:
-        self.person.show_code(code)
-
-    async def sleep(self, seconds: float, until: float | None) -> None:
-        self.person.sleep(seconds, until)
-
-    async def aclose(self) -> None:
-        self.person.close()
-
-
-class Driver:
-    """``Transport.send``/``run``: the sync driver."""
-
-    transport: type[Transport] = Transport
-
-    def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
-        return transport.send(request)
-
-    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
-        return transport.run(flow, person)
-
-
-class AsyncDriver(Driver):
-    """``Transport.asend``/``arun``, each in a new event loop closed with its client."""
-
-    def send(self, transport: Transport, request: HttpRequest) -> HttpResponse:
-        return asyncio.run(self._closing(transport, transport.asend(request)))
-
-    def run(self, transport: Transport, flow: Flow[Any], person: Person | None = None) -> Any:
-        awaited = AsyncPerson(person) if person is not None else None
-        return asyncio.run(self._closing(transport, transport.arun(flow, awaited)))
-
-    @staticmethod
-    async def _closing(transport: Transport, work: Awaitable[Any]) -> Any:
-        try:
-            return await work
-        finally:
-            await transport.aclose()
-
-
-class RequestsDriver(Driver):
-    """``RequestsTransport.send``/``run``: the sync driver on requests."""
-
-    transport = RequestsTransport
-
-
 @pytest.fixture(params=["sync", "async", "requests"])
 def driver(request: pytest.FixtureRequest) -> Driver:
-    return {"sync": Driver, "async": AsyncDriver, "requests": RequestsDriver}[request.param]()
+    return DRIVERS[request.param]()
 
 
 @pytest.fixture
