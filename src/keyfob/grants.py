@@ -534,6 +534,17 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def listen(redirect_uri: str | None) -> Listen:
+    """A browser login's one-shot listener: at the port and path of the registered
+    callback, else at ``/callback`` on any free port."""
+    import urllib.parse
+
+    if not redirect_uri:
+        return Listen(port=0, path="/callback")
+    parts = urllib.parse.urlsplit(redirect_uri)
+    return Listen(port=parts.port or 80, path=parts.path or "/")
+
+
 def authorization_code(
     url: str,
     code: str,
@@ -585,11 +596,7 @@ def browser_login(
     import secrets
     import urllib.parse
 
-    port, path = 0, "/callback"
-    if redirect_uri:
-        parts = urllib.parse.urlsplit(redirect_uri)
-        port, path = parts.port or 80, parts.path or "/"
-    bound = yield Listen(port=port, path=path)
+    bound = yield listen(redirect_uri)
     assert isinstance(bound, str)
     # A registered callback is sent as registered (X compares it byte for byte:
     # ``localhost`` stays ``localhost``); the listener holds its port and path.

@@ -33,7 +33,6 @@ from keyfob.flow import (
     Flow,
     HttpRequest,
     HttpResponse,
-    Listen,
     OpenBrowser,
 )
 
@@ -432,11 +431,7 @@ def browser_login(
     """The callback to a one-shot listener on 127.0.0.1 (RFC 5849 §2.2). A callback
     whose ``oauth_token`` is not this login's temporary token, or that was denied,
     ends the login; its verifier is never sent."""
-    port, path = 0, "/callback"
-    if redirect_uri:
-        parts = urllib.parse.urlsplit(redirect_uri)
-        port, path = parts.port or 80, parts.path or "/"
-    bound = yield Listen(port=port, path=path)
+    bound = yield grants.listen(redirect_uri)
     assert isinstance(bound, str)
     temporary = yield from request_token(endpoints.request_token_url, consumer, bound)
     yield OpenBrowser(authorize_address(endpoints.authorize_url, temporary))
