@@ -201,13 +201,14 @@ def generic_words(p: Provider, name: str) -> str:
 
 
 def twitter_words(p: Provider, name: str) -> str:
-    """The names on X's developer portal, where an app's "Keys and tokens" are."""
+    """The names on X's developer portal: the app's key and secret as the app-only
+    provider says them, and the access token and secret on the same page."""
+    from keyfob.provider import twitter
+
     return {
-        "api_key": 'Twitter/X API key (the app\'s "Keys and tokens" at developer.x.com)',
-        "api_secret": "Twitter/X API key secret (shown with the API key)",
         "token": 'Twitter/X access token ("Access Token and Secret" on the same page)',
         "token_secret": "Twitter/X access token secret (shown with the access token)",
-    }.get(name, f"Twitter/X {name}")
+    }.get(name) or twitter.words(p, name)
 
 
 def make_kind(name: str, client: tuple[str, str], words: Callable[[Provider, str], str]) -> Kind:
