@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyfob import _jwt, grants
+from keyfob.clientauth import SECRETLESS
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
 from keyfob.flow import Flow
 from keyfob.provider.base import Kind, Provider
@@ -43,8 +44,6 @@ IDENTITY = {
 def required(grant: str, client_auth: str) -> tuple[str, ...]:
     """What ``grant`` needs; a client that authenticates without a secret (a key, a
     certificate: keyfob.clientauth) needs only its id."""
-    from keyfob.clientauth import SECRETLESS
-
     if client_auth in SECRETLESS:
         return tuple(n for n in REQUIRED[grant] if n != "client_secret")
     return REQUIRED[grant]
@@ -52,8 +51,6 @@ def required(grant: str, client_auth: str) -> tuple[str, ...]:
 
 def _client(p: Provider) -> tuple[str, ...]:
     """The client's secret names a login asks for: the id alone without a secret."""
-    from keyfob.clientauth import SECRETLESS
-
     return p.kind.client[:1] if p.client_auth in SECRETLESS else p.kind.client
 
 
@@ -66,8 +63,6 @@ def pasted(value: str, now: float, source: str = "the paste") -> Token:
 def _auth(p: Provider, client_secret: str | None) -> str:
     """A client without a secret is a public client (PKCE logins): it sends only its id,
     unless it authenticates with no secret at all (a key, a certificate)."""
-    from keyfob.clientauth import SECRETLESS
-
     return p.client_auth if client_secret or p.client_auth in SECRETLESS else "none"
 
 
