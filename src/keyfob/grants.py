@@ -203,6 +203,13 @@ def error_from_response(
     )
 
 
+def refused(
+    response: HttpResponse, secrets: tuple[str, ...], refusal: Refusal | None
+) -> KeyfobError:
+    """An error answer as the provider's refusal hook reads it, else as an OAuth error."""
+    return (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+
+
 def number(value: object, what: str) -> float:
     """A JSON number, or a numeric string (some servers send ``"3599"``)."""
     if isinstance(value, bool):
@@ -243,13 +250,13 @@ def parse_token_response(
     JWT's ``exp``, else from the provider's documented lifetime, else never.
     """
     if not 200 <= response.status < 300:
-        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+        raise refused(response, secrets, refusal)
     where = f"{response.what} ({safe_url(response.url)})"
     data = answer_fields(response)
     if not isinstance(data, dict):
         raise ProviderError(f"{where} answered with JSON that is not an object")
     if isinstance(data.get("error"), str):  # GitHub sends its errors with HTTP 200
-        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+        raise refused(response, secrets, refusal)
     access_token = data.get(field)
     if not isinstance(access_token, str) or not access_token.strip():
         raise ProviderError(
