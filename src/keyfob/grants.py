@@ -562,6 +562,7 @@ def authorization_code(
     client_secret: str | None,
     client_auth: str = "client_secret_basic",
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5)."""
     request = token_request(
@@ -579,7 +580,9 @@ def authorization_code(
     requested_at = clock()
     response = yield request
     assert response is not None
-    return parse_token_response(response, requested_at=requested_at, secrets=request.secrets)
+    return parse_token_response(
+        response, requested_at=requested_at, secrets=request.secrets, refusal=refusal
+    )
 
 
 def browser_login(
@@ -595,6 +598,7 @@ def browser_login(
     timeout: float = 300.0,
     extra: Mapping[str, str] | None = None,
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """Authorization code with PKCE (S256) and a random ``state``, through a
     one-shot listener on 127.0.0.1 (RFC 8252 §7.3); ``iss`` checked when sent
@@ -638,6 +642,7 @@ def browser_login(
             client_secret=client_secret,
             client_auth=client_auth,
             clock=clock,
+            refusal=refusal,
         )
     except KeyfobError as exc:  # the code was refused (replayed, expired): the tab says so
         yield Finish(ok=False, message=exc.message)
@@ -720,6 +725,7 @@ def device_login(
     scope: str | None = None,
     interval: float | None = None,
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """The device authorization grant (RFC 8628): show the code, poll until approved."""
     request = token_request(
@@ -734,7 +740,7 @@ def device_login(
     assert response is not None
     data = answer_fields(response) if 200 <= response.status < 300 else None
     if data is None or (isinstance(data, dict) and isinstance(data.get("error"), str)):
-        raise error_from_response(response, request.secrets)
+        raise refused(response, request.secrets, refusal)
     where = f"the device authorization endpoint ({safe_url(device_url)})"
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), str) and data[k] for k in ("device_code", "user_code")
@@ -808,4 +814,4 @@ def device_login(
                 hint="start the login again, and approve it in time",
                 error="expired_token",
             )
-        raise error_from_response(answer, poll.secrets)
+        raise refused(answer, poll.secrets, refusal)

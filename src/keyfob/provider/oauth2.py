@@ -206,6 +206,7 @@ def _interactive(
                 issuer=p.issuer,
                 timeout=timeout,
                 clock=clock,
+                refusal=p.kind.hooks.refusal,
             )
         )
     if not p.device_url:
@@ -222,6 +223,7 @@ def _interactive(
             client_auth=client_auth,
             scope=p.scope,
             clock=clock,
+            refusal=p.kind.hooks.refusal,
         )
     )
 
