@@ -79,14 +79,8 @@ OAUTH1_ONLY = (
     "rsa_key",
 )
 PROTOCOLS = ("oauth2", "oauth1")
-GRANTS = (
-    "client_credentials",
-    "password",
-    "refresh_token",
-    "paste",
-    "authorization_code",
-    "device_code",
-)
+#: the grants a declared OAuth2 provider may name: those oauth2 knows the secrets of
+GRANTS = tuple(oauth2.REQUIRED)
 CLIENT_AUTHS = (
     "client_secret_basic",
     "client_secret_post",
@@ -103,9 +97,9 @@ BUILTINS: dict[str, Provider] = {
         twitter.PROVIDER,
         twitter_user.PROVIDER,
         oauth1.PROVIDER,
+        github.PROVIDER,
     )
 }
-BUILTINS[github.PROVIDER.name] = github.PROVIDER
 
 #: a year: leeway beyond any token's life is a mistake (and inf or nan never a number)
 MAX_LEEWAY = 366 * 86400
