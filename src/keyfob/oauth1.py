@@ -50,7 +50,8 @@ _quiet = False
 def _silence_oauthlib() -> None:
     """oauthlib logs the signature base string, the parameters (the access token among
     them) and the signature at DEBUG. Those records are not made at all, whatever the
-    root logger's level, unless someone set oauthlib's level by hand."""
+    root logger's (or "oauthlib"'s) level; only a level set by hand on the logger that
+    signs ("oauthlib.oauth1.rfc5849") lets them through."""
     global _quiet
     if not _quiet:
         for name in ("oauthlib", "oauthlib.oauth1", "oauthlib.oauth1.rfc5849"):
