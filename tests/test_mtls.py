@@ -771,10 +771,26 @@ def test_bad_client_auth_config_is_a_config_error(
     assert words in refused.value.message
 
 
-def test_the_client_key_is_in_no_repr(pki: Pki) -> None:
+def test_no_key_and_no_assertion_is_in_a_repr(pki: Pki) -> None:
+    """The provider, and a request as it leaves attach() signed and with the certificate."""
     cert = ClientCert(str(pki.client_cert), str(pki.client_key), "[http]")
-    text = repr(cert) + repr(HttpSettings(client_cert=cert))
+    p = Provider(
+        name="pk",
+        kind=oauth2.KIND,
+        token_url="https://auth.example.test/token",
+        client_auth="private_key_jwt",
+        required=("client_id",),
+        client_cert=cert,
+        signing_key=SigningKey(str(pki.keys["rsa"]), "rsa-1", None, "[providers.pk]"),
+    )
+    creds = Credentials()
+    creds.add("client_id", "the-client", "argument")
+    request = next(clientauth.attach(p, oauth2.acquire(p, creds, 1000.0)))
+    assert isinstance(request, HttpRequest) and request.form is not None
+    signed = request.form["client_assertion"]
+    text = repr(p) + repr(request) + repr(HttpSettings(client_cert=cert))
     assert str(pki.client_key) in text  # the path, not what the file holds
+    assert signed not in text and signed.split(".")[2] not in text
     assert not any(line in text for line in pki.key_lines)
 
 

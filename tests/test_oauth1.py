@@ -176,39 +176,10 @@ def test_logout_revoke_of_a_declared_provider(plain: LocalProvider) -> None:
 # -- bad answers ---------------------------------------------------------------------------
 
 
-class _NoSecret(http.server.BaseHTTPRequestHandler):
-    """An access-token endpoint that forgets oauth_token_secret."""
-
-    def do_POST(self) -> None:
-        body = b"oauth_token=made-up-token-0123456789&user_id=42"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-www-form-urlencoded")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def no_secret_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoSecret)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/access_token"
-    server.shutdown()
-    server.server_close()
-
-
 def test_an_access_token_answer_without_its_secret_exits_4_and_stores_nothing(
-    plain: LocalProvider, home: Path, no_secret_server: str, cli: CliRun
+    plain: LocalProvider,
 ) -> None:
-    text = plain.oauth1_config_toml(NAME).replace(
-        plain.oauth1_urls()["access_token"], no_secret_server
-    )
-    write_config(home, text)
-    wiring.reset()
+    plain.garbage("/oauth1/access_token", "no_token_secret")
     with pytest.raises(ProviderError, match="answered without oauth_token_secret") as e:
         keyfob.login(NAME, flow="browser", person=Browser())
     assert e.value.exit_code == 4

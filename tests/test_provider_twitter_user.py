@@ -163,6 +163,8 @@ def test_a_denied_authorization_is_exit_3_and_stores_nothing(x: LocalProvider) -
 class Forger(Browser):
     """Sends the callback back with another state, as a forged one would."""
 
+    changes = {"state": "forged-state"}
+
     def _visit(self, url: str) -> None:
         class Stop(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args: Any, **kwargs: Any) -> None:
@@ -176,8 +178,14 @@ class Forger(Browser):
                 location = err.headers["Location"]
         parts = urllib.parse.urlsplit(location)
         query = dict(urllib.parse.parse_qsl(parts.query))
-        query["state"] = "forged-state"
+        query.update(self.changes)
         super()._visit(parts._replace(query=urllib.parse.urlencode(query)).geturl())
+
+
+class SpentCode(Forger):
+    """Sends the callback back with a code X does not know (spent, or expired)."""
+
+    changes = {"code": "spent-code"}
 
 
 def test_a_forged_callback_is_exit_3_its_code_unused_and_nothing_stored(
@@ -189,6 +197,18 @@ def test_a_forged_callback_is_exit_3_its_code_unused_and_nothing_stored(
     assert caught.value.exit_code == 3
     assert "state" in caught.value.message
     assert x.count(TOKEN) == 0
+    assert keyfob.get_credentials("twitter-user") == {}
+
+
+def test_a_code_x_does_not_know_is_exit_3_and_nothing_stored(x: LocalProvider) -> None:
+    # X answers it with invalid_request, not invalid_grant: the provider's refusal hook
+    with pytest.raises(keyfob.InvalidCredentials) as caught:
+        keyfob.login("twitter-user", flow="browser", person=SpentCode())
+
+    assert caught.value.exit_code == 3
+    assert caught.value.error == "invalid_request"
+    assert "authorization code was invalid" in caught.value.message
+    assert x.count(TOKEN) == 1
     assert keyfob.get_credentials("twitter-user") == {}
 
 

@@ -203,6 +203,13 @@ def error_from_response(
     )
 
 
+def refused(
+    response: HttpResponse, secrets: tuple[str, ...], refusal: Refusal | None
+) -> KeyfobError:
+    """An error answer as the provider's refusal hook reads it, else as an OAuth error."""
+    return (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+
+
 def number(value: object, what: str) -> float:
     """A JSON number, or a numeric string (some servers send ``"3599"``)."""
     if isinstance(value, bool):
@@ -243,13 +250,13 @@ def parse_token_response(
     JWT's ``exp``, else from the provider's documented lifetime, else never.
     """
     if not 200 <= response.status < 300:
-        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+        raise refused(response, secrets, refusal)
     where = f"{response.what} ({safe_url(response.url)})"
     data = answer_fields(response)
     if not isinstance(data, dict):
         raise ProviderError(f"{where} answered with JSON that is not an object")
     if isinstance(data.get("error"), str):  # GitHub sends its errors with HTTP 200
-        raise (refusal and refusal(response, secrets)) or error_from_response(response, secrets)
+        raise refused(response, secrets, refusal)
     access_token = data.get(field)
     if not isinstance(access_token, str) or not access_token.strip():
         raise ProviderError(
@@ -534,6 +541,17 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def listen(redirect_uri: str | None) -> Listen:
+    """A browser login's one-shot listener: at the port and path of the registered
+    callback, else at ``/callback`` on any free port."""
+    import urllib.parse
+
+    if not redirect_uri:
+        return Listen(port=0, path="/callback")
+    parts = urllib.parse.urlsplit(redirect_uri)
+    return Listen(port=parts.port or 80, path=parts.path or "/")
+
+
 def authorization_code(
     url: str,
     code: str,
@@ -544,6 +562,7 @@ def authorization_code(
     client_secret: str | None,
     client_auth: str = "client_secret_basic",
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5)."""
     request = token_request(
@@ -561,7 +580,9 @@ def authorization_code(
     requested_at = clock()
     response = yield request
     assert response is not None
-    return parse_token_response(response, requested_at=requested_at, secrets=request.secrets)
+    return parse_token_response(
+        response, requested_at=requested_at, secrets=request.secrets, refusal=refusal
+    )
 
 
 def browser_login(
@@ -577,6 +598,7 @@ def browser_login(
     timeout: float = 300.0,
     extra: Mapping[str, str] | None = None,
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """Authorization code with PKCE (S256) and a random ``state``, through a
     one-shot listener on 127.0.0.1 (RFC 8252 §7.3); ``iss`` checked when sent
@@ -585,11 +607,7 @@ def browser_login(
     import secrets
     import urllib.parse
 
-    port, path = 0, "/callback"
-    if redirect_uri:
-        parts = urllib.parse.urlsplit(redirect_uri)
-        port, path = parts.port or 80, parts.path or "/"
-    bound = yield Listen(port=port, path=path)
+    bound = yield listen(redirect_uri)
     assert isinstance(bound, str)
     # A registered callback is sent as registered (X compares it byte for byte:
     # ``localhost`` stays ``localhost``); the listener holds its port and path.
@@ -624,6 +642,7 @@ def browser_login(
             client_secret=client_secret,
             client_auth=client_auth,
             clock=clock,
+            refusal=refusal,
         )
     except KeyfobError as exc:  # the code was refused (replayed, expired): the tab says so
         yield Finish(ok=False, message=exc.message)
@@ -706,6 +725,7 @@ def device_login(
     scope: str | None = None,
     interval: float | None = None,
     clock: Callable[[], float],
+    refusal: Refusal | None = None,
 ) -> Flow[Token]:
     """The device authorization grant (RFC 8628): show the code, poll until approved."""
     request = token_request(
@@ -720,7 +740,7 @@ def device_login(
     assert response is not None
     data = answer_fields(response) if 200 <= response.status < 300 else None
     if data is None or (isinstance(data, dict) and isinstance(data.get("error"), str)):
-        raise error_from_response(response, request.secrets)
+        raise refused(response, request.secrets, refusal)
     where = f"the device authorization endpoint ({safe_url(device_url)})"
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), str) and data[k] for k in ("device_code", "user_code")
@@ -794,4 +814,4 @@ def device_login(
                 hint="start the login again, and approve it in time",
                 error="expired_token",
             )
-        raise error_from_response(answer, poll.secrets)
+        raise refused(answer, poll.secrets, refusal)

@@ -38,7 +38,7 @@ from keyfob import wiring
 from keyfob.broker import Broker
 from keyfob.clientauth import attach
 from keyfob.errors import CredentialsMissing, InvalidCredentials, KeyfobError, StorageError
-from keyfob.flow import AskPin, HttpRequest, Person, ShowCode
+from keyfob.flow import AskPin, Person, ShowCode
 from keyfob.provider import inaturalist as kind
 from keyfob.token import Token
 
@@ -129,14 +129,7 @@ def validate_token(access_token: str) -> bool:
     ``requests.ConnectionError``), as in pyinaturalist."""
     b = _broker()
     p = b.provider("inaturalist")
-    url = (p.api_url or kind.PROVIDER.api_url or "").rstrip("/") + "/users/me"
-    request = HttpRequest(
-        "GET",
-        url,
-        "iNaturalist's users/me endpoint",
-        headers={"Authorization": f"Bearer {access_token}"},
-        secrets=(access_token,),
-    )
+    request = kind.users_me(p.api_url or kind.PROVIDER.api_url or "", access_token)
     try:
         return b.transport.send(request).status == 200
     except HTTPError:  # answers the retries could not get past (5xx)

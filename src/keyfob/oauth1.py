@@ -33,7 +33,6 @@ from keyfob.flow import (
     Flow,
     HttpRequest,
     HttpResponse,
-    Listen,
     OpenBrowser,
 )
 
@@ -51,7 +50,8 @@ _quiet = False
 def _silence_oauthlib() -> None:
     """oauthlib logs the signature base string, the parameters (the access token among
     them) and the signature at DEBUG. Those records are not made at all, whatever the
-    root logger's level, unless someone set oauthlib's level by hand."""
+    root logger's (or "oauthlib"'s) level; only a level set by hand on the logger that
+    signs ("oauthlib.oauth1.rfc5849") lets them through."""
     global _quiet
     if not _quiet:
         for name in ("oauthlib", "oauthlib.oauth1", "oauthlib.oauth1.rfc5849"):
@@ -217,12 +217,12 @@ class Endpoints:
     revoke_url: str | None = None
 
 
-def _dance_type(consumer: Consumer) -> str:
-    """Where keyfob's own requests (the token endpoints, revoking) carry the oauth_*
-    parameters: always the header (RFC 5849 §3.5.1, the one every server reads). In a
-    query they would be in every log line that shows a URL (the signature, the tokens;
-    with PLAINTEXT the secrets themselves); a body signature needs a form to sign."""
-    return "header"
+#: where keyfob's own requests (the token endpoints, revoking) carry the oauth_*
+#: parameters, whatever the provider's signature_type: the header (RFC 5849 §3.5.1, the
+#: one every server reads). In a query they would be in every log line that shows a URL
+#: (the signature, the tokens; with PLAINTEXT the secrets themselves); a body signature
+#: needs a form to sign.
+DANCE_TYPE = "header"
 
 
 def _signed_post(
@@ -334,7 +334,7 @@ def parse_credentials(response: HttpResponse, secrets: tuple[str, ...] = ()) -> 
 
 def request_token(url: str, consumer: Consumer, callback: str) -> Flow[Credentials]:
     """RFC 5849 §2.1: temporary credentials, with ``oauth_callback`` (``oob`` for a PIN)."""
-    client = _client(consumer, callback=callback, signature_type=_dance_type(consumer))
+    client = _client(consumer, callback=callback, signature_type=DANCE_TYPE)
     request = _signed_post(client, url, "the request-token endpoint", (consumer.secret,))
     response = yield request
     assert response is not None
@@ -368,7 +368,7 @@ def access_token(
         temporary.token,
         temporary.secret,
         verifier=verifier,
-        signature_type=_dance_type(consumer),
+        signature_type=DANCE_TYPE,
     )
     request = _signed_post(
         client,
@@ -383,7 +383,7 @@ def access_token(
 
 def revoke(url: str, consumer: Consumer, token: str, token_secret: str) -> Flow[None]:
     """Invalidate the access token (X: ``POST /1.1/oauth/invalidate_token``, signed)."""
-    client = _client(consumer, token, token_secret, signature_type=_dance_type(consumer))
+    client = _client(consumer, token, token_secret, signature_type=DANCE_TYPE)
     request = _signed_post(
         client, url, "the revoke endpoint", (consumer.secret, token, token_secret)
     )
@@ -432,11 +432,7 @@ def browser_login(
     """The callback to a one-shot listener on 127.0.0.1 (RFC 5849 §2.2). A callback
     whose ``oauth_token`` is not this login's temporary token, or that was denied,
     ends the login; its verifier is never sent."""
-    port, path = 0, "/callback"
-    if redirect_uri:
-        parts = urllib.parse.urlsplit(redirect_uri)
-        port, path = parts.port or 80, parts.path or "/"
-    bound = yield Listen(port=port, path=path)
+    bound = yield grants.listen(redirect_uri)
     assert isinstance(bound, str)
     temporary = yield from request_token(endpoints.request_token_url, consumer, bound)
     yield OpenBrowser(authorize_address(endpoints.authorize_url, temporary))

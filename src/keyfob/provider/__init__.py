@@ -79,14 +79,8 @@ OAUTH1_ONLY = (
     "rsa_key",
 )
 PROTOCOLS = ("oauth2", "oauth1")
-GRANTS = (
-    "client_credentials",
-    "password",
-    "refresh_token",
-    "paste",
-    "authorization_code",
-    "device_code",
-)
+#: the grants a declared OAuth2 provider may name: those oauth2 knows the secrets of
+GRANTS = tuple(oauth2.REQUIRED)
 CLIENT_AUTHS = (
     "client_secret_basic",
     "client_secret_post",
@@ -103,9 +97,9 @@ BUILTINS: dict[str, Provider] = {
         twitter.PROVIDER,
         twitter_user.PROVIDER,
         oauth1.PROVIDER,
+        github.PROVIDER,
     )
 }
-BUILTINS[github.PROVIDER.name] = github.PROVIDER
 
 #: a year: leeway beyond any token's life is a mistake (and inf or nan never a number)
 MAX_LEEWAY = 366 * 86400
@@ -303,9 +297,7 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
             f"{path}: [providers.{name}] needs token_url or issuer",
             hint="give issuer for discovery (RFC 8414), or token_url",
         )
-    prefix = values.setdefault("env_prefix", re.sub(r"[^A-Z0-9]", "_", name.upper()))
-    if not re.match(r"^[A-Z][A-Z0-9_]*$", prefix):
-        raise ConfigError(f"{path}: [providers.{name}] env_prefix must be an upper-case name")
+    prefix = _env_prefix(values, name, path)
     return Provider(
         name=name,
         kind=oauth2.KIND,
@@ -315,6 +307,14 @@ def _configure(base: Provider | None, name: str, table: Mapping[str, Any], path:
         env=env(prefix, oauth2.SECRETS),
         **values,
     )
+
+
+def _env_prefix(values: dict[str, Any], name: str, path: str) -> str:
+    """The provider's ``env_prefix``: the one set, checked, else its name in capitals."""
+    prefix = values.setdefault("env_prefix", re.sub(r"[^A-Z0-9]", "_", name.upper()))
+    if not re.match(r"^[A-Z][A-Z0-9_]*$", prefix):
+        raise ConfigError(f"{path}: [providers.{name}] env_prefix must be an upper-case name")
+    return str(prefix)
 
 
 def _one_of(key: str, value: object, name: str, path: str, fix: str) -> str:
@@ -385,9 +385,7 @@ def _declare_oauth1(name: str, values: dict[str, Any], path: str) -> Provider:
             f"{path}: [providers.{name}] signature_method RSA-SHA1 needs rsa_key",
             hint="set rsa_key to the path of the RSA private key file (PEM)",
         )
-    prefix = values.setdefault("env_prefix", re.sub(r"[^A-Z0-9]", "_", name.upper()))
-    if not re.match(r"^[A-Z][A-Z0-9_]*$", prefix):
-        raise ConfigError(f"{path}: [providers.{name}] env_prefix must be an upper-case name")
+    prefix = _env_prefix(values, name, path)
     for key in ("client_auth", "scope", "leeway"):
         values.pop(key, None)
     return Provider(

@@ -47,30 +47,18 @@ API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": 
 def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     """A token without a person: ``GH_TOKEN`` / ``GITHUB_TOKEN`` (or a kept or pasted
     token) as it is, else a GitHub App's refresh token, refreshed."""
-    token, refresh_token = creds.get("token"), creds.get("refresh_token")
-    if token and (creds.given("token") or not refresh_token):
+    token = creds.get("token")
+    if token and (creds.given("token") or not creds.get("refresh_token")):
         return oauth2.pasted(token, now, creds.where("token"))
+    refresh_token = oauth2.refresh_token_of(creds)
     if not refresh_token:  # `missing` said so first; a guard for direct callers
         raise InvalidCredentials(f"{p.name} has no token", hint=f"run `keyfob login {p.name}`")
-    refresh_token = grants.check_token(
-        refresh_token.strip(), creds.where("refresh_token"), what="refresh token"
-    )
-    client_id, client_secret = creds.get("client_id"), creds.get("client_secret")
-    if not client_id:
+    if not creds.get("client_id"):
         raise InvalidCredentials(
             f"{p.name} has a refresh token but no client ID to use it with",
             hint=f"set {p.env_var('client_id')}, or run `keyfob login {p.name}`",
         )
-    return (
-        yield from grants.refresh(
-            oauth2._token_url(p),
-            refresh_token,
-            client_id=client_id,
-            client_secret=client_secret,
-            client_auth=oauth2._auth(p, client_secret),
-            now=now,
-        )
-    )
+    return (yield from oauth2.refresh(p, creds, refresh_token, now))
 
 
 def interactive(

@@ -150,17 +150,21 @@ def check(p: Provider, token: Token) -> Flow[None] | None:
     pyinaturalist's ``validate_token``); a refusal is InvalidCredentials."""
     if not p.api_url:
         return None
-    return _users_me(p.api_url.rstrip("/") + "/users/me", token.access_token)
+    return _check(users_me(p.api_url, token.access_token))
 
 
-def _users_me(url: str, value: str) -> Flow[None]:
-    request = HttpRequest(
+def users_me(api_url: str, value: str) -> HttpRequest:
+    """``GET /v1/users/me`` with ``value`` (a JWT or an OAuth token) as the bearer token."""
+    return HttpRequest(
         "GET",
-        url,
+        api_url.rstrip("/") + "/users/me",
         "iNaturalist's users/me endpoint",
         headers={"Authorization": f"Bearer {value}"},
         secrets=(value,),
     )
+
+
+def _check(request: HttpRequest) -> Flow[None]:
     response = yield request
     assert response is not None
     if not 200 <= response.status < 300:

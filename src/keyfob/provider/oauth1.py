@@ -31,14 +31,10 @@ TOKEN_SECRETS = ("token", "token_secret")
 NAMES = ("user_id", "screen_name")
 
 
-def _client(p: Provider) -> tuple[str, str]:
-    return p.kind.client
-
-
 def consumer(p: Provider, creds: Credentials) -> Consumer:
     from keyfob.oauth1 import Consumer, read_rsa_key
 
-    key_name, secret_name = _client(p)
+    key_name, secret_name = p.kind.client
     rsa = None
     if p.signature_method == "RSA-SHA1":
         if not p.rsa_key:
@@ -158,7 +154,7 @@ def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:
     """Invalidate the stored access token, signed with it (X: ``invalidate_token``)."""
     from keyfob import oauth1
 
-    key_name, _ = _client(p)
+    key_name, _ = p.kind.client
     if not p.revoke_url or not all(creds.get(n) for n in (key_name, *TOKEN_SECRETS)):
         return None
     return oauth1.revoke(
@@ -172,19 +168,19 @@ def missing(p: Provider, creds: Credentials) -> tuple[str, ...]:
 
 def optional(p: Provider, flow: str | None) -> frozenset[str]:
     """RSA-SHA1 signs with the private key file: there is no consumer secret."""
-    return frozenset({_client(p)[1]}) if p.signature_method == "RSA-SHA1" else frozenset()
+    return frozenset({p.kind.client[1]}) if p.signature_method == "RSA-SHA1" else frozenset()
 
 
 def login_secrets(p: Provider, flow: str | None) -> tuple[str, ...]:
     if flow == "paste":
-        return (*_client(p), *TOKEN_SECRETS)
-    return _client(p)
+        return (*p.kind.client, *TOKEN_SECRETS)
+    return p.kind.client
 
 
 def refused(p: Provider, flow: str | None, exc: KeyfobError) -> tuple[str, ...]:
     """Only a refusal of the consumer itself (at the request-token endpoint) asks for
     the key and secret again; a PIN, a denial or a callback are not theirs."""
-    return _client(p) if exc.error == "consumer_refused" else ()
+    return p.kind.client if exc.error == "consumer_refused" else ()
 
 
 def label(p: Provider, creds: Credentials) -> str:
@@ -205,13 +201,14 @@ def generic_words(p: Provider, name: str) -> str:
 
 
 def twitter_words(p: Provider, name: str) -> str:
-    """The names on X's developer portal, where an app's "Keys and tokens" are."""
+    """The names on X's developer portal: the app's key and secret as the app-only
+    provider says them, and the access token and secret on the same page."""
+    from keyfob.provider import twitter
+
     return {
-        "api_key": 'Twitter/X API key (the app\'s "Keys and tokens" at developer.x.com)',
-        "api_secret": "Twitter/X API key secret (shown with the API key)",
         "token": 'Twitter/X access token ("Access Token and Secret" on the same page)',
         "token_secret": "Twitter/X access token secret (shown with the access token)",
-    }.get(name, f"Twitter/X {name}")
+    }.get(name) or twitter.words(p, name)
 
 
 def make_kind(name: str, client: tuple[str, str], words: Callable[[Provider, str], str]) -> Kind:

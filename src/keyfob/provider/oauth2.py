@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyfob import _jwt, grants
+from keyfob.clientauth import SECRETLESS
 from keyfob.errors import ConfigError, CredentialsMissing, InvalidCredentials
 from keyfob.flow import Flow
 from keyfob.provider.base import Kind, Provider
@@ -43,8 +44,6 @@ IDENTITY = {
 def required(grant: str, client_auth: str) -> tuple[str, ...]:
     """What ``grant`` needs; a client that authenticates without a secret (a key, a
     certificate: keyfob.clientauth) needs only its id."""
-    from keyfob.clientauth import SECRETLESS
-
     if client_auth in SECRETLESS:
         return tuple(n for n in REQUIRED[grant] if n != "client_secret")
     return REQUIRED[grant]
@@ -52,8 +51,6 @@ def required(grant: str, client_auth: str) -> tuple[str, ...]:
 
 def _client(p: Provider) -> tuple[str, ...]:
     """The client's secret names a login asks for: the id alone without a secret."""
-    from keyfob.clientauth import SECRETLESS
-
     return p.kind.client[:1] if p.client_auth in SECRETLESS else p.kind.client
 
 
@@ -66,8 +63,6 @@ def pasted(value: str, now: float, source: str = "the paste") -> Token:
 def _auth(p: Provider, client_secret: str | None) -> str:
     """A client without a secret is a public client (PKCE logins): it sends only its id,
     unless it authenticates with no secret at all (a key, a certificate)."""
-    from keyfob.clientauth import SECRETLESS
-
     return p.client_auth if client_secret or p.client_auth in SECRETLESS else "none"
 
 
@@ -96,28 +91,39 @@ def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     return (yield from _finish(p, (yield from _grant(p, creds, now)), now))
 
 
+def refresh_token_of(creds: Credentials) -> str | None:
+    """The secrets' refresh token, checked (:func:`grants.check_token`), or None."""
+    value = creds.get("refresh_token")
+    if not value:
+        return None
+    return grants.check_token(value.strip(), creds.where("refresh_token"), what="refresh token")
+
+
+def refresh(p: Provider, creds: Credentials, refresh_token: str, now: float) -> Flow[Token]:
+    """RFC 6749 §6 at ``p``'s token endpoint: the client's id and secret from the secrets,
+    sent as ``p`` authenticates its client, and ``p``'s refusal hook on an error answer."""
+    id_name, secret_name = p.kind.client
+    client_secret = creds.get(secret_name)
+    return grants.refresh(
+        _token_url(p),
+        refresh_token,
+        client_id=creds.get(id_name),
+        client_secret=client_secret,
+        client_auth=_auth(p, client_secret),
+        now=now,
+        refusal=p.kind.hooks.refusal,
+    )
+
+
 def _grant(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     id_name, secret_name = p.kind.client
     client_id, client_secret = creds.get(id_name), creds.get(secret_name)
     refusal = p.kind.hooks.refusal
-    refresh_token = creds.get("refresh_token")
+    refresh_token = refresh_token_of(creds)
     if refresh_token:
-        refresh_token = grants.check_token(
-            refresh_token.strip(), creds.where("refresh_token"), what="refresh token"
-        )
         # A refresh token, when given, comes before repeating the original grant.
         try:
-            return (
-                yield from grants.refresh(
-                    _token_url(p),
-                    refresh_token,
-                    client_id=client_id,
-                    client_secret=client_secret,
-                    client_auth=_auth(p, client_secret),
-                    now=now,
-                    refusal=refusal,
-                )
-            )
+            return (yield from refresh(p, creds, refresh_token, now))
         except InvalidCredentials:
             if p.grant == "refresh_token":
                 raise
@@ -200,6 +206,7 @@ def _interactive(
                 issuer=p.issuer,
                 timeout=timeout,
                 clock=clock,
+                refusal=p.kind.hooks.refusal,
             )
         )
     if not p.device_url:
@@ -216,6 +223,7 @@ def _interactive(
             client_auth=client_auth,
             scope=p.scope,
             clock=clock,
+            refusal=p.kind.hooks.refusal,
         )
     )
 
@@ -226,16 +234,7 @@ def renew(p: Provider, token: Token, creds: Credentials, now: float) -> Flow[Tok
     assert token.refresh_token is not None
     # No scope: RFC 6749 §6 then grants the original scope; asking again for a
     # scope the server did not grant (resource scopes, say) is refused.
-    id_name, secret_name = p.kind.client
-    return grants.refresh(
-        p.token_url,
-        token.refresh_token,
-        client_id=creds.get(id_name),
-        client_secret=creds.get(secret_name),
-        client_auth=_auth(p, creds.get(secret_name)),
-        now=now,
-        refusal=p.kind.hooks.refusal,
-    )
+    return refresh(p, creds, token.refresh_token, now)
 
 
 def revoke(p: Provider, token: Token, creds: Credentials) -> Flow[None] | None:

@@ -115,29 +115,13 @@ def interactive(
 
 def acquire(p: Provider, creds: Credentials, now: float) -> Flow[Token]:
     """A new token from a refresh token: the only grant without a person."""
-    refresh_token = creds.get("refresh_token")
+    refresh_token = oauth2.refresh_token_of(creds)
     if not refresh_token:
         raise CredentialsMissing(
             f"{p.name} needs a person to log in once: there is no refresh token to use",
             hint=f"run `{login_command(p)}` (or set {p.env_var('refresh_token')})",
         )
-    refresh_token = grants.check_token(
-        refresh_token.strip(), creds.where("refresh_token"), what="refresh token"
-    )
-    client_secret = creds.get("client_secret")
-    if not p.token_url:
-        raise ConfigError(f"provider {p.name} has no token_url", hint="set token_url")
-    return (
-        yield from grants.refresh(
-            p.token_url,
-            refresh_token,
-            client_id=creds.get("client_id"),
-            client_secret=client_secret,
-            client_auth=p.client_auth if client_secret else "none",
-            now=now,
-            refusal=refusal,
-        )
-    )
+    return (yield from oauth2.refresh(p, creds, refresh_token, now))
 
 
 def identify(p: Provider, token: Token) -> Flow[dict[str, str]]:
