@@ -310,6 +310,28 @@ def test_an_app_token_is_refreshed_and_the_spent_refresh_token_never_sent_again(
     assert not github.is_active(first.refresh_token or "")
 
 
+def test_a_rotated_environment_refresh_token_is_superseded_and_never_sent_again(
+    github: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = github.issue_github_token()["refresh_token"]
+    monkeypatch.setenv("GITHUB_CLIENT_ID", DEMO_GITHUB_APP_CLIENT_ID)
+    monkeypatch.setenv("GITHUB_CLIENT_SECRET", DEMO_GITHUB_APP_CLIENT_SECRET)
+    monkeypatch.setenv("GITHUB_REFRESH_TOKEN", given)
+    first = keyfob.get_token("github")
+    assert first.refresh_token not in (None, given)
+
+    for _ in range(2):  # the cache lost each time: only the store knows the new one
+        wiring.default().cache.delete(("github", ""))
+        wiring.reset()
+        token = keyfob.get_token("github")
+        headers = {"Authorization": f"Bearer {token.access_token}"}
+        answer = requests.get(f"{github.url}/user", headers=headers, timeout=10)
+        assert answer.status_code == 200
+
+    assert github.count(TOKEN) == 3
+    assert github.github.spent_refresh_tokens_sent == 0
+
+
 def test_a_refused_refresh_token_is_invalid_credentials_with_a_login_hint(
     github: LocalProvider, monkeypatch: pytest.MonkeyPatch, no_secret_leaks: Leaks
 ) -> None:

@@ -425,7 +425,11 @@ class Broker:
         now = self.clock()
         p = yield from self._resolve(p)
         if kind.rotates:
-            return (yield from self._rotate(p, key, creds, old, refresh))
+            from keyfob import rotation
+
+            book = rotation.Book(self.store, p.service(key[1]))
+            if book.known(old, creds):  # a refresh token to rotate (or only spent ones)
+                return (yield from self._rotate(p, key, creds, old, refresh, book))
         refused: InvalidCredentials | None = None
         if old is not None:
             flow = kind.renew(p, old, creds, now)
@@ -478,22 +482,22 @@ class Broker:
         return token
 
     def _rotate(
-        self, p: Provider, key: Key, creds: Credentials, old: Token | None, refresh: bool
+        self,
+        p: Provider,
+        key: Key,
+        creds: Credentials,
+        old: Token | None,
+        refresh: bool,
+        book: Book,
     ) -> Flow[Token]:
         """Renew with a refresh token the server rotates (:mod:`keyfob.rotation`): never
         a spent one; the new one kept in the store before the token is used."""
-        from keyfob import rotation
-
-        book = rotation.Book(self.store, p.service(key[1]))
         candidates = book.candidates(old, creds)
         if not candidates:
-            if book.known(old, creds):
-                raise InvalidCredentials(
-                    f"every {p.name} refresh token keyfob knows has been used already",
-                    hint=f"log in again: run `{login_command(p, key[1])}`",
-                )
-            self.require(p, key[1], creds)
-            raise CredentialsMissing(f"{p.name} has no refresh token to use")
+            raise InvalidCredentials(
+                f"every {p.name} refresh token keyfob knows has been used already",
+                hint=f"log in again: run `{login_command(p, key[1])}`",
+            )
         refused: InvalidCredentials | None = None
         for value, source in candidates:
             attempt = _copy(creds)

@@ -190,6 +190,8 @@ KIND = Kind(
     stand_ins=frozenset({"client_id", "client_secret", "refresh_token"}),
     words=words,
     check=check,
+    # a GitHub App's refresh token rotates: the broker keeps the new one before use
+    rotates=True,
 )
 
 SECRETS = ("client_id", "client_secret", "refresh_token", "token")
