@@ -497,8 +497,9 @@ class OAuth1Server:
         return self._endpoints
 
     def _uri(self, request: Request) -> str:
-        host = request.headers.get("Host") or urlsplit(self.shared.url()).netloc
-        return urlunsplit(("http", host, request.path, request.query, ""))
+        served = urlsplit(self.shared.url())  # https when the emulator serves TLS
+        host = request.headers.get("Host") or served.netloc
+        return urlunsplit((served.scheme, host, request.path, request.query, ""))
 
     def _verify(self, call: Callable[..., Any], request: Request, **kw: Any) -> Any:
         """One of oauthlib's endpoint methods on this request, its logs silenced."""
