@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -50,11 +51,17 @@ class _Stay(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_Stay)
 
 
-def fetch(url: str, timeout: float = 20) -> Page:
+def fetch(url: str, timeout: float = 20, context: ssl.SSLContext | None = None) -> Page:
     """GET ``url`` as a browser's address bar would, without following a redirect (with
-    urllib: the tests' own requests must not log the tokens in their addresses)."""
+    urllib: the tests' own requests must not log the tokens in their addresses);
+    ``context``: the browser's TLS (its CAs, its client certificate)."""
+    opener = (
+        _opener
+        if context is None
+        else urllib.request.build_opener(_Stay, urllib.request.HTTPSHandler(context=context))
+    )
     try:
-        with _opener.open(url, timeout=timeout) as answer:
+        with opener.open(url, timeout=timeout) as answer:
             return Page(answer.status, answer.headers.get("Location", ""), answer.read().decode())
     except urllib.error.HTTPError as exc:
         with exc:
@@ -78,7 +85,9 @@ class Browser:
         *,
         tamper: Callable[[str], str] | None = None,
         pins: tuple[str, ...] = (),
+        context: ssl.SSLContext | None = None,
     ) -> None:
+        self.context = context
         self.terminal = Terminal(browser=False, out=io.StringIO())
         self.tamper = tamper
         self.wrong = list(pins)
@@ -92,11 +101,11 @@ class Browser:
 
     def open_browser(self, url: str) -> None:
         def follow() -> None:
-            location = fetch(url).location
+            location = fetch(url, context=self.context).location
             self.pages += 1
             if self.tamper is not None:
                 location = self.tamper(location)
-            self.tab.append(fetch(location))
+            self.tab.append(fetch(location, context=self.context))
 
         thread = threading.Thread(target=follow, daemon=True)
         thread.start()
@@ -113,7 +122,7 @@ class Browser:
         if self.wrong:
             return self.wrong.pop(0)
         self.pages += 1
-        return pin_of(fetch(ask.url).text)
+        return pin_of(fetch(ask.url, context=self.context).text)
 
     def show_code(self, code: object) -> None:
         raise AssertionError("no device code in OAuth 1.0a")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import logging
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import requests
+import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -451,3 +453,41 @@ def test_a_429_sent_again_is_signed_again_with_a_fresh_nonce(
         status = asyncio.run(get())
     assert status == 200
     assert len(seen) == 2 and nonce(seen[0]) != nonce(seen[1])
+
+
+# -- a provider's own client certificate ---------------------------------------------------
+
+
+def test_the_login_presents_the_providers_client_certificate(
+    home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The emulator over https, ending the handshake of a client without a certificate of
+    # the tests' CA: the login's requests (request token, access token) carry the one in
+    # [providers.local-oauth1], as every other request of that provider does.
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    server.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(server)
+    client = ca.issue_cert("client.keyfob.test")
+    client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    (tmp_path / "client.pem").chmod(0o600)
+    browser = ssl.create_default_context()
+    ca.configure_trust(browser)
+    client.configure_cert(browser)
+    with LocalProvider(ssl_context=server) as strict:
+        write_config(
+            home,
+            f'[http]\nca_bundle = "{tmp_path / "ca.pem"}"\n\n'
+            + strict.oauth1_config_toml(NAME)
+            + f'client_cert = "{tmp_path / "client.pem"}"\n',
+        )
+        monkeypatch.setenv("LOCAL_OAUTH1_CLIENT_ID", DEMO_OAUTH1_CONSUMER_KEY)
+        monkeypatch.setenv("LOCAL_OAUTH1_CLIENT_SECRET", DEMO_OAUTH1_CONSUMER_SECRET)
+        wiring.reset()
+
+        keyfob.login(NAME, flow="browser", person=Browser(context=browser))
+
+        assert strict.count("/oauth1/access_token") == 1
+        assert keyfob.get_credentials(NAME)["token"]

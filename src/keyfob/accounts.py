@@ -304,8 +304,11 @@ class Accounts:
             from keyfob.loopback import Terminal
 
             person = Terminal()
-        flow_ = kind.sign_in(b.resolved(p), creds, flow, clock=b.clock, timeout=timeout)
-        kept: dict[str, str] = b.transport.run(flow_, person if flow != "paste" else None)
+        resolved = b.resolved(p)
+        flow_ = kind.sign_in(resolved, creds, flow, clock=b.clock, timeout=timeout)
+        kept: dict[str, str] = b.transport.run(
+            attach(resolved, flow_), person if flow != "paste" else None
+        )
         service = p.service(key[1])
         with b.flight(key):
             self._keep(p, key, names, creds)
