@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, one_line_error
 from keyfob import _paths
 from keyfob._identity import STORE_TRUST
 from keyfob.cache import Entry
@@ -30,15 +30,6 @@ from keyfob.token import TokenState
 
 LOCAL_VARS = ("LOCAL_CLIENT_ID", "LOCAL_CLIENT_SECRET", "LOCAL_USERNAME", "LOCAL_PASSWORD")
 INAT_VARS = ("INAT_USERNAME", "INAT_PASSWORD", "INAT_APP_ID", "INAT_APP_SECRET")
-
-
-def one_line_error(stderr: str) -> str:
-    """The single error line of a failed command; fails on a traceback or chatter."""
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("keyfob: error: ")
-    return lines[0]
 
 
 def me(local: LocalProvider, token: str) -> str:

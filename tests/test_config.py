@@ -16,21 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, one_line_error
 from keyfob import config
 from keyfob.config import HTTP_RANGES, Settings, check_url
 from keyfob.errors import ConfigError
 from keyfob.testing import LocalProvider
-
-
-def one_line_error(stderr: str) -> str:
-    """The single error line of a failed command, with its hint in parentheses."""
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("keyfob: error: ")
-    assert lines[0].endswith(")"), f"no hint: {lines[0]}"
-    return lines[0]
 
 
 def write_config(home: Path, text: str) -> Path:
@@ -266,7 +256,7 @@ def test_a_wrong_setting_exits_2_with_one_line(
     append_config(home, text)
     done = cli("token", "twitter", timeout=20)
     assert done.returncode == 2
-    assert str(home / "config.toml") in one_line_error(done.stderr)
+    assert str(home / "config.toml") in one_line_error(done.stderr, hint=True)
     assert configured.count("/oauth2/token") == 0
 
 
@@ -285,7 +275,7 @@ def test_an_unknown_key_warns_once_and_the_command_goes_on(
 def test_an_unknown_provider_says_did_you_mean(configured: LocalProvider, cli: CliRun) -> None:
     done = cli("token", "twiter")
     assert done.returncode == 2
-    assert "did you mean twitter?" in one_line_error(done.stderr)
+    assert "did you mean twitter?" in one_line_error(done.stderr, hint=True)
 
 
 def test_a_keyfob_timeout_that_is_not_a_number_exits_2(
@@ -293,7 +283,7 @@ def test_a_keyfob_timeout_that_is_not_a_number_exits_2(
 ) -> None:
     done = cli("token", "twitter", env={"KEYFOB_TIMEOUT": "abc"})
     assert done.returncode == 2
-    assert "KEYFOB_TIMEOUT" in one_line_error(done.stderr)
+    assert "KEYFOB_TIMEOUT" in one_line_error(done.stderr, hint=True)
 
 
 # --------------------------------------------------------------------------- the environment
@@ -303,7 +293,7 @@ def test_an_unknown_keyfob_log_names_the_accepted_levels(
 ) -> None:
     done = cli("token", "twitter", env={"KEYFOB_LOG": value})
     assert done.returncode == 2
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert "KEYFOB_LOG" in line and "debug, info, warning" in line
     assert configured.count("/oauth2/token") == 0
 
@@ -340,7 +330,7 @@ def test_a_keyring_setting_keyfob_cannot_use_exits_2_naming_what_fits(
 ) -> None:
     done = cli("status", env={name: value})
     assert done.returncode == 2
-    line = one_line_error(done.stderr)
+    line = one_line_error(done.stderr, hint=True)
     assert name in line and accepted in line
 
 
@@ -350,7 +340,7 @@ def test_exec_env_that_is_not_a_variable_name_exits_2_before_any_token(
 ) -> None:
     done = cli("exec", "twitter", "--env", var, "--", "true")
     assert done.returncode == 2
-    assert "--env" in one_line_error(done.stderr)
+    assert "--env" in one_line_error(done.stderr, hint=True)
     assert configured.count("/oauth2/token") == 0
 
 
