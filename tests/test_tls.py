@@ -15,7 +15,7 @@ import pytest
 import requests
 import trustme
 
-from conftest import CliRun, Leaks
+from conftest import CliRun, Leaks, point_at
 from keyfob import wiring
 from keyfob.errors import ConfigError, TransportError
 from keyfob.flow import HttpRequest
@@ -37,11 +37,7 @@ def driver(request: pytest.FixtureRequest) -> Driver:
 @pytest.fixture
 def tls_home(home: Path, tls_local: LocalProvider, monkeypatch: pytest.MonkeyPatch) -> Path:
     """config.toml points every built-in provider at the https emulator; demo secrets set."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(tls_local.config_toml())
-    for name, value in tls_local.environ().items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
+    point_at(home, tls_local, monkeypatch)
     return home
 
 
