@@ -503,14 +503,13 @@ def test_requests_driver_requests_are_seen_by_requests_mock(requests_mock: Any) 
 
 
 def test_requests_driver_refusal_carries_the_requests_response(
-    requests_mock: Any, no_secret_leaks: Any
+    local: LocalProvider, no_secret_leaks: Any
 ) -> None:
-    requests_mock.post("https://auth.example.test/token", status_code=401, json={"error": "x"})
+    no_secret_leaks.plant("made-up-wrong-secret")
     flow = grants.client_credentials(
-        "https://auth.example.test/token",
-        client_id="made-up-id",
-        client_secret="made-up-secret",
-        client_auth="client_secret_post",
+        local.url + "/std/token",
+        client_id=DEMO_CLIENT_ID,
+        client_secret="made-up-wrong-secret",
         now=NOW,
     )
 
@@ -519,19 +518,20 @@ def test_requests_driver_refusal_carries_the_requests_response(
 
     assert isinstance(caught.value.response, requests.Response)
     assert caught.value.response.status_code == 401
+    assert local.count("/std/token") == 1
 
 
 def test_requests_driver_spent_retries_are_an_http_error_with_the_last_answer(
-    requests_mock: Any, no_secret_leaks: Any
+    local: LocalProvider, no_secret_leaks: Any
 ) -> None:
-    requests_mock.get("https://api.example.test/x", status_code=503)
+    local.fail(PATH, 503, times=2)
 
     with pytest.raises(TransportError) as caught:
-        requests_transport(retries=1).send(HttpRequest("GET", "https://api.example.test/x"))
+        requests_transport(retries=1).send(get(local))
 
     assert isinstance(caught.value, requests.HTTPError)
     assert caught.value.response.status_code == 503
-    assert requests_mock.call_count == 2
+    assert local.count(PATH) == 2
 
 
 @pytest.mark.parametrize(
