@@ -40,7 +40,7 @@ from keyfob.flow import HttpRequest, HttpResponse, ShowCode, Sleep
 from keyfob.provider import oauth2, treesnap
 from keyfob.testing import DEMO_CLIENT_ID, DEMO_USERNAME, LocalProvider
 from keyfob.transport import Transport
-from test_transport import AsyncDriver, Driver
+from netparts import AsyncDriver, Driver
 
 NOW = 1_700_000_000.0
 HOSTILE = "hostile-token"  # what the emulator's hostile faults put into a token
